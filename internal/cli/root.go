@@ -1,0 +1,143 @@
+// Package cli holds regmirror's commands, one file per command. Each turns
+// flags into configuration and options, calls the engine, and reports. No
+// copy logic lives here.
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/regmirror/regmirror/internal/config"
+)
+
+// Exit codes, the contract with scripts.
+const (
+	ExitOK     = 0 // everything selected is present and current
+	ExitFailed = 1 // at least one image failed; the others were attempted
+	ExitUsage  = 2 // usage or configuration error; nothing was copied
+)
+
+// ErrSyncFailed is returned when a run finished but some images failed.
+var ErrSyncFailed = errors.New("some images failed")
+
+// UsageError is a bad flag, argument or configuration.
+type UsageError struct{ Err error }
+
+func (e *UsageError) Error() string { return e.Err.Error() }
+func (e *UsageError) Unwrap() error { return e.Err }
+
+func usageErr(format string, a ...any) error { return &UsageError{fmt.Errorf(format, a...)} }
+
+// ExitCode maps an error returned by Execute to the process exit code.
+func ExitCode(err error) int {
+	var ue *UsageError
+	var ce *config.Error
+	switch {
+	case err == nil:
+		return ExitOK
+	case errors.As(err, &ue), errors.As(err, &ce):
+		return ExitUsage
+	default:
+		return ExitFailed
+	}
+}
+
+// globals are the flags every command shares.
+type globals struct {
+	logFormat string
+	logLevel  string
+	stdin     io.Reader
+	stdout    io.Writer
+	stderr    io.Writer
+}
+
+// Execute runs the command line args and returns the error that decides the
+// exit code. It prints the error itself.
+func Execute(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
+	g := &globals{stdin: stdin, stdout: stdout, stderr: stderr}
+	root := newRoot(g)
+	root.SetArgs(args)
+	root.SetIn(stdin)
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	cmd, err := root.ExecuteContextC(ctx)
+	if err != nil && !errors.Is(err, ErrSyncFailed) {
+		fmt.Fprintf(stderr, "regmirror: %v\n", err)
+		if ExitCode(err) == ExitUsage && cmd != nil && isFlagError(err) {
+			fmt.Fprintf(stderr, "Run '%s --help' for usage.\n", cmd.CommandPath())
+		}
+	}
+	return err
+}
+
+func isFlagError(err error) bool {
+	var ue *UsageError
+	return errors.As(err, &ue) && !errorsAsConfig(err)
+}
+
+func errorsAsConfig(err error) bool {
+	var ce *config.Error
+	return errors.As(err, &ce)
+}
+
+func newRoot(g *globals) *cobra.Command {
+	root := &cobra.Command{
+		Use:   "regmirror",
+		Short: "Mirror container images between registries, pulling only what the target lacks",
+		Long: `regmirror keeps container images mirrored from upstream registries into
+private ones. It reads dregsy configuration files unchanged, asks the target
+and the source with HEAD requests first, and copies only what differs.`,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return &UsageError{err} })
+	pf := root.PersistentFlags()
+	pf.StringVar(&g.logFormat, "log-format", envOr("LOG_FORMAT", ""), "log format: text or json (default text on a terminal or for one-shot commands; env LOG_FORMAT)")
+	pf.StringVar(&g.logLevel, "log-level", envOr("LOG_LEVEL", "info"), "log level: debug, info, warn or error (env LOG_LEVEL)")
+	root.AddCommand(newSyncCmd(g), newVersionCmd(g))
+	return root
+}
+
+func envOr(k, def string) string {
+	if v := os.Getenv(k); v != "" {
+		return v
+	}
+	return def
+}
+
+// logger builds the slog logger the flags ask for. defFormat applies when
+// neither --log-format nor LOG_FORMAT is set.
+func (g *globals) logger(defFormat string) (*slog.Logger, error) {
+	var lvl slog.Level
+	switch strings.ToLower(g.logLevel) {
+	case "debug", "trace":
+		lvl = slog.LevelDebug
+	case "info", "":
+		lvl = slog.LevelInfo
+	case "warn", "warning":
+		lvl = slog.LevelWarn
+	case "error", "fatal", "panic":
+		lvl = slog.LevelError
+	default:
+		return nil, usageErr("--log-level %q: want debug, info, warn or error", g.logLevel)
+	}
+	format := strings.ToLower(g.logFormat)
+	if format == "" {
+		format = defFormat
+	}
+	opts := &slog.HandlerOptions{Level: lvl}
+	switch format {
+	case "text":
+		return slog.New(slog.NewTextHandler(g.stderr, opts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(g.stderr, opts)), nil
+	}
+	return nil, usageErr("--log-format %q: want text or json", g.logFormat)
+}

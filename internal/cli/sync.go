@@ -1,0 +1,81 @@
+package cli
+
+import (
+	"fmt"
+	"log/slog"
+
+	"github.com/spf13/cobra"
+
+	"github.com/regmirror/regmirror/internal/engine"
+)
+
+func newSyncCmd(g *globals) *cobra.Command {
+	var (
+		cfgPath string
+		task    string
+		jobs    int
+	)
+	cmd := &cobra.Command{
+		Use:   "sync --config FILE",
+		Short: "Run every task of a (dregsy-compatible) config once, then exit",
+		Long: `sync runs each selected task once and exits; interval and watch are ignored
+(they belong to 'regmirror serve').
+
+For every selected tag the target and the source are asked with HEAD
+requests; an image whose digests match is skipped without any GET to the
+source. Everything else is copied blobs first, then manifests, then the tag.
+
+Exit codes: 0 every image is present and current; 1 at least one image
+failed (all others were still attempted); 2 usage or configuration error.`,
+		Example: `  # sync everything a dregsy config describes
+  regmirror sync --config dregsy.yaml
+
+  # only the tasks whose name matches a regex, as JSON logs
+  regmirror sync --config dregsy.yaml --task 'sync_spaceone_.*' --log-format json`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			log, err := g.logger("text")
+			if err != nil {
+				return err
+			}
+			cfg, err := loadConfig(cfgPath, log)
+			if err != nil {
+				return err
+			}
+			selected, err := selectTasks(cfg, task)
+			if err != nil {
+				return err
+			}
+			tasks, err := engineTasks(selected)
+			if err != nil {
+				return err
+			}
+			if jobs < 1 {
+				return usageErr("--jobs must be at least 1")
+			}
+			e := engine.New(engine.Options{Logger: log, Jobs: jobs})
+			rep := e.Run(cmd.Context(), tasks)
+			logSummary(log, rep)
+			if rep.Failed() > 0 {
+				return fmt.Errorf("%w: %d failed", ErrSyncFailed, rep.Failed())
+			}
+			return cmd.Context().Err()
+		},
+	}
+	f := cmd.Flags()
+	f.StringVarP(&cfgPath, "config", "c", "", "configuration file (dregsy format or a superset)")
+	f.StringVar(&task, "task", "", "run only tasks whose name fully matches this regex")
+	f.IntVarP(&jobs, "jobs", "j", 4, "images copied in parallel")
+	return cmd
+}
+
+// logSummary writes one summary line per task and then every failure with
+// its reason, so the end of a log says everything a reader needs.
+func logSummary(log *slog.Logger, rep *engine.Report) {
+	for _, s := range rep.Summaries() {
+		log.Info("summary", "task", s.Task, "copied", s.Copied, "skipped", s.Skipped, "failed", s.Failed, "bytes", s.Bytes)
+		for _, f := range s.Failures {
+			log.Error("failed image", "task", f.Task, "source", f.Source, "target", f.Target, "tag", f.Tag, "error", f.Err)
+		}
+	}
+}

@@ -1,0 +1,134 @@
+// Package config owns regmirror's configuration file: a strict superset of
+// dregsy's YAML. It decodes strictly (unknown keys are errors naming
+// file:line), validates everything that can be checked without a network
+// (regexes, semver ranges, platforms, references, durations) and resolves
+// defaults, so that a bad file fails before anything is copied.
+//
+// The package does no network I/O and knows nothing about the engine.
+package config
+
+import (
+	"time"
+
+	"github.com/regmirror/regmirror/internal/filter"
+)
+
+// Config is a loaded and validated configuration file.
+type Config struct {
+	// File is the name the configuration was loaded from (for messages).
+	File string
+
+	// Relay is dregsy's relay ("skopeo" or "docker"). regmirror always
+	// copies natively; the value is kept only to say so once.
+	Relay string
+	// Watch asks the daemon to reload the file when it changes.
+	Watch bool
+	// CertsDir is skopeo.certs-dir: the default CA directory (docker
+	// certs.d layout) for every registry that names none of its own.
+	CertsDir string
+	// Lister is the top-level lister configuration (dregsy's `lister:`).
+	Lister Lister
+
+	Tasks []Task
+}
+
+// Lister mirrors dregsy's repository lister settings.
+type Lister struct {
+	MaxItems      int
+	CacheDuration time.Duration
+}
+
+// Task is one dregsy task: a source, a target and mappings between them.
+type Task struct {
+	Name string
+	// Interval between runs in daemon mode; 0 means one-off.
+	Interval time.Duration
+	Verbose  bool
+
+	Source   Location
+	Target   Location
+	Mappings []Mapping
+
+	// Line is where the task starts in File.
+	Line int
+}
+
+// Location is a registry end of a task.
+type Location struct {
+	// Registry is "host[:port]" (any http:// or https:// prefix removed) or
+	// "oci:PATH" for an OCI image layout directory.
+	Registry string
+	// PlainHTTP is true when the registry was written with an http://
+	// prefix: plain HTTP is allowed for this registry.
+	PlainHTTP bool
+	// SkipTLSVerify means what it means for skopeo and dregsy: no
+	// certificate verification, and falling back to plain HTTP is allowed.
+	SkipTLSVerify bool
+	// CAFile is a PEM bundle of extra CAs for this registry.
+	CAFile string
+	// CertsDir is a docker certs.d style directory:
+	// <dir>/<host[:port]>/*.crt, client.cert, client.key.
+	CertsDir string
+
+	// Auth holds explicit credentials. It is nil when the config gives
+	// none, in which case docker's config.json and then anonymous access
+	// are used.
+	Auth *Credentials
+	// AuthNone is dregsy's `auth: none`: always anonymous.
+	AuthNone bool
+	// AuthRefresh is dregsy's ECR token refresh interval.
+	AuthRefresh time.Duration
+
+	// Lister overrides the top-level lister for this location, if set.
+	Lister *Lister
+
+	Line int
+}
+
+// Credentials are explicit registry credentials. Password is a Secret so it
+// cannot leak through fmt, slog or JSON.
+type Credentials struct {
+	Username string
+	Password Secret
+}
+
+// Mapping maps a source repository to a target repository with a tag
+// selection.
+type Mapping struct {
+	// From is the source repository path, as written (for Docker Hub a
+	// name without namespace has "library/" prepended by the resolver,
+	// not here). With dregsy's `regex:` prefix, FromRegex is set instead.
+	From string
+	// To is the target repository path; it defaults to From.
+	To string
+	// Tags is the compiled tag selection; it is never nil (an empty
+	// `tags:` selects every tag).
+	Tags *filter.Tags
+	// Platform is "" (copy the whole index byte for byte), "all" (the
+	// same) or "os/arch[/variant]".
+	Platform string
+
+	Line int
+}
+
+// Secret is a string that never prints itself.
+type Secret string
+
+const redacted = "REDACTED"
+
+// String implements fmt.Stringer.
+func (s Secret) String() string {
+	if s == "" {
+		return ""
+	}
+	return redacted
+}
+
+// GoString implements fmt.GoStringer so %#v does not leak either.
+func (s Secret) GoString() string { return s.String() }
+
+// MarshalText keeps JSON, YAML and slog from printing the value.
+func (s Secret) MarshalText() ([]byte, error) { return []byte(s.String()), nil }
+
+// Reveal returns the secret value. Only the registry auth code calls it.
+func (s Secret) Reveal() string { return string(s) }

@@ -1,0 +1,366 @@
+// Package engine plans and runs copies: which images a task selects, which of
+// them the target already holds, and copying the rest in parallel. It knows
+// nothing of the CLI or of YAML: callers hand it Tasks built from whatever
+// configuration they read, and get a Report back.
+//
+// The rule that shapes it: never pull what the target already has. For each
+// selected tag the target and the source are asked with HEAD requests, and
+// only when their digests differ is anything fetched from the source.
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"slices"
+	"sync"
+	"time"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/regmirror/regmirror/internal/filter"
+	"github.com/regmirror/regmirror/internal/registry"
+)
+
+// Task is one unit of configuration: a source, a target and mappings.
+type Task struct {
+	Name     string
+	Source   registry.Endpoint
+	Target   registry.Endpoint
+	Mappings []Mapping
+}
+
+// Mapping copies the selected tags of one source repository to a target
+// repository.
+type Mapping struct {
+	From string
+	To   string
+	// Tags selects tags; nil selects every tag.
+	Tags *filter.Tags
+	// Platform, when set, copies only that platform's image of a
+	// multi-arch tag. Nil copies the whole index byte for byte.
+	Platform *v1.Platform
+}
+
+// Options configure an Engine.
+type Options struct {
+	// Logger receives one line per image; nil discards.
+	Logger *slog.Logger
+	// Jobs caps how many images are copied at once (default 4).
+	Jobs int
+	// Registry tunes the stores the engine opens.
+	Registry registry.Options
+	// Open opens a store; tests may wrap it. Default: registry.Open.
+	Open func(registry.Endpoint, registry.Options) (registry.Store, error)
+}
+
+// Engine runs tasks. It caches stores per endpoint, so connections and
+// tokens are reused across tasks and runs.
+type Engine struct {
+	log  *slog.Logger
+	jobs int
+	ropt registry.Options
+	open func(registry.Endpoint, registry.Options) (registry.Store, error)
+
+	mu     sync.Mutex
+	stores map[string]registry.Store
+}
+
+// New returns an Engine.
+func New(o Options) *Engine {
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	if o.Jobs <= 0 {
+		o.Jobs = 4
+	}
+	if o.Open == nil {
+		o.Open = registry.Open
+	}
+	return &Engine{log: o.Logger, jobs: o.Jobs, ropt: o.Registry, open: o.Open, stores: map[string]registry.Store{}}
+}
+
+func (e *Engine) store(ep registry.Endpoint) (registry.Store, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	k := ep.Key()
+	if s, ok := e.stores[k]; ok {
+		return s, nil
+	}
+	s, err := e.open(ep, e.ropt)
+	if err != nil {
+		return nil, err
+	}
+	e.stores[k] = s
+	return s, nil
+}
+
+// Status is what happened to one image.
+type Status string
+
+const (
+	Copied  Status = "copied"
+	Skipped Status = "skipped"
+	Failed  Status = "failed"
+)
+
+// Result is the outcome for one image (or, with an empty Tag, for a whole
+// mapping whose tags could not be listed).
+type Result struct {
+	Task     string
+	Source   string
+	Target   string
+	Tag      string
+	Digest   string
+	Status   Status
+	Bytes    int64
+	Duration time.Duration
+	Err      error
+}
+
+// Report is the outcome of a run, in task, mapping and tag order.
+type Report struct {
+	Results []Result
+}
+
+// TaskSummary adds up the results of one task.
+type TaskSummary struct {
+	Task                    string
+	Copied, Skipped, Failed int
+	Bytes                   int64
+	Failures                []Result
+}
+
+// Summaries returns one summary per task, in the order tasks were run.
+func (r *Report) Summaries() []TaskSummary {
+	var out []TaskSummary
+	idx := map[string]int{}
+	for _, res := range r.Results {
+		i, ok := idx[res.Task]
+		if !ok {
+			i = len(out)
+			idx[res.Task] = i
+			out = append(out, TaskSummary{Task: res.Task})
+		}
+		s := &out[i]
+		switch res.Status {
+		case Copied:
+			s.Copied++
+		case Skipped:
+			s.Skipped++
+		case Failed:
+			s.Failed++
+			s.Failures = append(s.Failures, res)
+		}
+		s.Bytes += res.Bytes
+	}
+	return out
+}
+
+// Failed counts failed results.
+func (r *Report) Failed() int {
+	n := 0
+	for _, res := range r.Results {
+		if res.Status == Failed {
+			n++
+		}
+	}
+	return n
+}
+
+// job is one selected image.
+type job struct {
+	order       [3]int // task, mapping, tag: for a stable report order
+	task        *Task
+	mapping     *Mapping
+	ref         registry.Reference
+	src, dst    registry.Store
+	srcR, dstR  string // display references
+	preResolved error  // set when the job failed before it started
+}
+
+// Run runs every task once and reports every image's outcome. It returns
+// when all images are done or ctx is cancelled; cancelled images are
+// reported as failed.
+func (e *Engine) Run(ctx context.Context, tasks []Task) *Report {
+	jobs := e.plan(ctx, tasks)
+	results := make([]Result, len(jobs))
+	g := errgroup.Group{}
+	g.SetLimit(e.jobs)
+	for i := range jobs {
+		g.Go(func() error {
+			results[i] = e.runJob(ctx, &jobs[i])
+			return nil
+		})
+	}
+	_ = g.Wait()
+	order := make([]int, len(jobs))
+	for i := range order {
+		order[i] = i
+	}
+	slices.SortStableFunc(order, func(a, b int) int {
+		return slices.Compare(jobs[a].order[:], jobs[b].order[:])
+	})
+	rep := &Report{Results: make([]Result, 0, len(jobs))}
+	for _, i := range order {
+		rep.Results = append(rep.Results, results[i])
+	}
+	return rep
+}
+
+// plan lists and filters tags for every mapping, concurrently.
+func (e *Engine) plan(ctx context.Context, tasks []Task) []job {
+	var (
+		mu   sync.Mutex
+		jobs []job
+	)
+	g := errgroup.Group{}
+	g.SetLimit(e.jobs)
+	for ti := range tasks {
+		t := &tasks[ti]
+		for mi := range t.Mappings {
+			m := &t.Mappings[mi]
+			g.Go(func() error {
+				js := e.planMapping(ctx, ti, mi, t, m)
+				mu.Lock()
+				jobs = append(jobs, js...)
+				mu.Unlock()
+				return nil
+			})
+		}
+	}
+	_ = g.Wait()
+	return jobs
+}
+
+func (e *Engine) planMapping(ctx context.Context, ti, mi int, t *Task, m *Mapping) []job {
+	base := job{order: [3]int{ti, mi, -1}, task: t, mapping: m}
+	fail := func(err error) []job {
+		base.preResolved = err
+		return []job{base}
+	}
+	src, err := e.store(t.Source)
+	if err != nil {
+		return fail(fmt.Errorf("source: %w", err))
+	}
+	dst, err := e.store(t.Target)
+	if err != nil {
+		return fail(fmt.Errorf("target: %w", err))
+	}
+	base.src, base.dst = src, dst
+	base.srcR, base.dstR = src.Ref(m.From, ""), dst.Ref(m.To, "")
+	tags := m.Tags
+	if tags == nil {
+		tags, _ = filter.ParseTags(nil)
+	}
+	var available []string
+	if tags.NeedsList() {
+		available, err = src.Tags(ctx, m.From)
+		if err != nil {
+			return fail(err)
+		}
+	}
+	selected := tags.Select(available)
+	jobs := make([]job, 0, len(selected))
+	for i, s := range selected {
+		j := base
+		j.order[2] = i
+		j.ref, err = registry.ParseReference(s)
+		if err != nil {
+			j.preResolved = err
+		}
+		j.srcR = src.Ref(m.From, j.ref.Source())
+		j.dstR = dst.Ref(m.To, j.ref.Target())
+		jobs = append(jobs, j)
+	}
+	if len(jobs) == 0 {
+		e.log.Warn("no tags selected", "task", t.Name, "source", base.srcR)
+	}
+	return jobs
+}
+
+func (e *Engine) runJob(ctx context.Context, j *job) Result {
+	start := time.Now()
+	r := Result{Task: j.task.Name, Source: j.srcR, Target: j.dstR, Tag: j.ref.String()}
+	var err error
+	if j.preResolved != nil {
+		err = j.preResolved
+	} else {
+		r.Status, r.Digest, r.Bytes, err = e.syncImage(ctx, j)
+	}
+	r.Duration = time.Since(start)
+	attrs := []any{"task", r.Task, "source", r.Source, "target", r.Target, "tag", r.Tag,
+		"digest", r.Digest, "bytes", r.Bytes, "duration", r.Duration.Round(time.Millisecond)}
+	if err != nil {
+		r.Status, r.Err = Failed, err
+		e.log.Error("failed", append(attrs, "error", err)...)
+		return r
+	}
+	e.log.Info(string(r.Status), attrs...)
+	return r
+}
+
+// syncImage makes the target hold what the source holds for one reference.
+func (e *Engine) syncImage(ctx context.Context, j *job) (Status, string, int64, error) {
+	m := j.mapping
+	srcRef, dstRef := j.ref.Source(), j.ref.Target()
+
+	// What should the target hold? A pinned digest answers without asking
+	// the source; otherwise a HEAD does, which costs no Docker Hub pull.
+	want := j.ref.Digest
+	var wantIsIndex bool
+	if want == "" {
+		sd, err := j.src.Head(ctx, m.From, srcRef)
+		if err != nil {
+			return "", "", 0, fmt.Errorf("source %s: %w", j.srcR, err)
+		}
+		want, wantIsIndex = sd.Digest.String(), sd.MediaType.IsIndex()
+	}
+
+	var art *registry.Artifact
+	if m.Platform != nil && (wantIsIndex || j.ref.Digest != "") {
+		// The platform's own digest is only in the index manifest, so it
+		// has to be fetched before the comparison.
+		a, err := j.src.Fetch(ctx, m.From, srcRef)
+		if err != nil {
+			return "", "", 0, fmt.Errorf("source %s: %w", j.srcR, err)
+		}
+		art, err = registry.SelectPlatform(a, *m.Platform)
+		if err != nil {
+			return "", "", 0, fmt.Errorf("source %s: %w", j.srcR, err)
+		}
+		want = art.Desc.Digest.String()
+	}
+
+	td, err := j.dst.Head(ctx, m.To, dstRef)
+	switch {
+	case err == nil && td.Digest.String() == want:
+		return Skipped, want, 0, nil
+	case err != nil && !errors.Is(err, registry.ErrNotFound):
+		return "", "", 0, fmt.Errorf("target %s: %w", j.dstR, err)
+	}
+
+	if art == nil {
+		art, err = j.src.Fetch(ctx, m.From, srcRef)
+		if err != nil {
+			return "", "", 0, fmt.Errorf("source %s: %w", j.srcR, err)
+		}
+		if got := art.Desc.Digest.String(); got != want {
+			// The tag moved between HEAD and GET, or the pinned digest
+			// is not what the source serves; either way, copy what was
+			// fetched only if it is what was asked for.
+			if j.ref.Digest != "" {
+				return "", "", 0, fmt.Errorf("source %s: served %s, want %s", j.srcR, got, want)
+			}
+			want = got
+		}
+	}
+	n, err := j.dst.Push(ctx, m.To, dstRef, art)
+	if err != nil {
+		return "", want, n, fmt.Errorf("copying %s to %s: %w", j.srcR, j.dstR, err)
+	}
+	return Copied, want, n, nil
+}

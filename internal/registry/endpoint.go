@@ -1,0 +1,84 @@
+package registry
+
+import (
+	"strings"
+)
+
+// Endpoint says how to reach one registry or OCI layout. It is built by the
+// caller from configuration or flags; nothing here reads files or the
+// environment except the CA and client-certificate files it names.
+type Endpoint struct {
+	// Registry is "host[:port]" or "oci:PATH".
+	Registry string
+	// PlainHTTP allows plain HTTP for this registry (written as http://).
+	PlainHTTP bool
+	// SkipTLSVerify disables certificate verification and, as in skopeo
+	// and dregsy, allows falling back to plain HTTP.
+	SkipTLSVerify bool
+	// CAFile is an extra PEM CA bundle to trust for this registry.
+	CAFile string
+	// CertsDir is a docker certs.d directory: CertsDir/<host>/*.crt are
+	// CAs, client.cert and client.key a client certificate.
+	CertsDir string
+
+	// Username and Password are explicit credentials. When empty, docker's
+	// config.json (DOCKER_CONFIG, credential helpers) is consulted, then
+	// anonymous access is used.
+	Username string
+	Password string
+	// Anonymous forces anonymous access (dregsy's `auth: none`).
+	Anonymous bool
+}
+
+// Key identifies endpoints that can share connections and caches. It never
+// contains the password.
+func (e Endpoint) Key() string {
+	return strings.Join([]string{e.host(), boolStr(e.PlainHTTP), boolStr(e.SkipTLSVerify),
+		e.CAFile, e.CertsDir, e.Username, boolStr(e.Anonymous)}, "\x00")
+}
+
+func boolStr(b bool) string {
+	if b {
+		return "1"
+	}
+	return "0"
+}
+
+// IsLayout reports whether the endpoint is an OCI layout directory.
+func (e Endpoint) IsLayout() bool { return strings.HasPrefix(e.Registry, LayoutPrefix) }
+
+// LayoutPrefix marks an OCI image layout used as a registry.
+const LayoutPrefix = "oci:"
+
+// dockerHubAliases are the names users write for Docker Hub. They are all
+// served as go-containerregistry's canonical name, so that docker's
+// config.json credentials (stored under index.docker.io) are found and the
+// "library/" rule applies.
+var dockerHubAliases = map[string]bool{
+	"docker.io":               true,
+	"index.docker.io":         true,
+	"registry-1.docker.io":    true,
+	"registry.hub.docker.com": true,
+}
+
+// IsDockerHub reports whether host is one of Docker Hub's names.
+func IsDockerHub(host string) bool { return dockerHubAliases[strings.ToLower(host)] }
+
+func (e Endpoint) host() string {
+	h := strings.TrimSuffix(e.Registry, "/")
+	if IsDockerHub(h) {
+		return "index.docker.io"
+	}
+	return h
+}
+
+// RepoPath normalises a repository path for this endpoint: a leading "/"
+// (dregsy writes one) is dropped, and on Docker Hub a name without a
+// namespace means "library/NAME".
+func (e Endpoint) RepoPath(repo string) string {
+	repo = strings.TrimPrefix(repo, "/")
+	if IsDockerHub(e.Registry) && !strings.Contains(repo, "/") {
+		return "library/" + repo
+	}
+	return repo
+}

@@ -1,0 +1,44 @@
+package registry
+
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"net/http"
+
+	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
+)
+
+// explain turns the errors users most often meet into messages that say how
+// to fix them. It keeps the original error wrapped for errors.Is/As.
+func explain(host string, err error) error {
+	if err == nil {
+		return nil
+	}
+	var (
+		unknownCA *x509.UnknownAuthorityError
+		verify    *tls.CertificateVerificationError
+		hostname  x509.HostnameError
+		terr      *transport.Error
+	)
+	switch {
+	case errors.As(err, &unknownCA), errors.As(err, &verify), errors.As(err, &hostname):
+		return fmt.Errorf("%w (TLS: the certificate of %s is not trusted; fix it with one of: `ca-file: CA.pem`, `certs-dir: DIR` holding DIR/%s/ca.crt, or `skip-tls-verify: true`)", err, host, host)
+	case errors.As(err, &terr):
+		switch terr.StatusCode {
+		case http.StatusNotFound:
+			return fmt.Errorf("%w: %w", ErrNotFound, err)
+		case http.StatusUnauthorized:
+			return fmt.Errorf("%w (authentication failed for %s: check the credentials in the config, or `regmirror login` / docker's config.json)", err, host)
+		case http.StatusForbidden:
+			return fmt.Errorf("%w (access denied by %s: the credentials lack permission)", err, host)
+		}
+		for _, d := range terr.Errors {
+			if d.Code == transport.ManifestUnknownErrorCode || d.Code == transport.NameUnknownErrorCode {
+				return fmt.Errorf("%w: %w", ErrNotFound, err)
+			}
+		}
+	}
+	return err
+}

@@ -1,0 +1,450 @@
+package registry
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/layout"
+	"github.com/google/go-containerregistry/pkg/v1/types"
+	"golang.org/x/sync/errgroup"
+)
+
+// Annotations naming an image in an OCI layout. The layout holds images of
+// many repositories, so each descriptor in index.json carries the full
+// reference the way containerd writes it, and the tag the way the OCI spec
+// does. A descriptor with only the OCI tag belongs to any repository.
+const (
+	AnnotationImageName = "io.containerd.image.name"
+	AnnotationRefName   = "org.opencontainers.image.ref.name"
+)
+
+// layoutStore is an OCI image layout directory used as a registry.
+type layoutStore struct {
+	dir string
+	mu  *sync.Mutex // guards index.json; shared by every store of dir
+}
+
+var (
+	layoutLocksMu sync.Mutex
+	layoutLocks   = map[string]*sync.Mutex{}
+)
+
+func openLayout(ep Endpoint) (*layoutStore, error) {
+	dir := strings.TrimPrefix(ep.Registry, LayoutPrefix)
+	if dir == "" {
+		return nil, fmt.Errorf("registry %q: an OCI layout needs a path (oci:PATH)", ep.Registry)
+	}
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return nil, err
+	}
+	layoutLocksMu.Lock()
+	defer layoutLocksMu.Unlock()
+	mu, ok := layoutLocks[abs]
+	if !ok {
+		mu = &sync.Mutex{}
+		layoutLocks[abs] = mu
+	}
+	return &layoutStore{dir: dir, mu: mu}, nil
+}
+
+func (s *layoutStore) String() string { return LayoutPrefix + s.dir }
+
+func (s *layoutStore) Ref(repo, ref string) string {
+	return formatRef(s.String()+"/"+strings.TrimPrefix(repo, "/"), ref)
+}
+
+// readIndex reads index.json. A missing layout reads as empty, so a target
+// layout need not exist before the first sync.
+func (s *layoutStore) readIndex() (*v1.IndexManifest, error) {
+	b, err := os.ReadFile(filepath.Join(s.dir, "index.json"))
+	if errors.Is(err, os.ErrNotExist) {
+		return &v1.IndexManifest{SchemaVersion: 2, MediaType: types.OCIImageIndex}, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var im v1.IndexManifest
+	if err := json.Unmarshal(b, &im); err != nil {
+		return nil, fmt.Errorf("%s: index.json: %w", s, err)
+	}
+	return &im, nil
+}
+
+// splitImageName splits "repo:tag" or "repo@sha256:..." into repo and ref.
+func splitImageName(n string) (repo, ref string) {
+	if r, d, ok := strings.Cut(n, "@"); ok {
+		return r, d
+	}
+	if i := strings.LastIndex(n, ":"); i > strings.LastIndex(n, "/") {
+		return n[:i], n[i+1:]
+	}
+	return n, ""
+}
+
+// entryRef returns the reference under which a descriptor is listed for
+// repo, or "" if it belongs to another repository.
+func entryRef(d v1.Descriptor, repo string) string {
+	repo = strings.TrimPrefix(repo, "/")
+	if n := d.Annotations[AnnotationImageName]; n != "" {
+		r, ref := splitImageName(n)
+		if r != repo {
+			return ""
+		}
+		return ref
+	}
+	return d.Annotations[AnnotationRefName]
+}
+
+func (s *layoutStore) Tags(_ context.Context, repo string) ([]string, error) {
+	im, err := s.readIndex()
+	if err != nil {
+		return nil, err
+	}
+	var tags []string
+	seen := map[string]bool{}
+	for _, d := range im.Manifests {
+		ref := entryRef(d, repo)
+		if ref == "" || strings.HasPrefix(ref, "sha256:") || seen[ref] {
+			continue
+		}
+		seen[ref] = true
+		tags = append(tags, ref)
+	}
+	if len(tags) == 0 {
+		return nil, fmt.Errorf("%s: repository %s: %w", s, repo, ErrNotFound)
+	}
+	return tags, nil
+}
+
+func (s *layoutStore) Head(_ context.Context, repo, ref string) (v1.Descriptor, error) {
+	im, err := s.readIndex()
+	if err != nil {
+		return v1.Descriptor{}, err
+	}
+	if h, err := v1.NewHash(ref); err == nil {
+		for _, d := range im.Manifests {
+			if d.Digest == h {
+				return d, nil
+			}
+		}
+		return s.blobDescriptor(h)
+	}
+	for _, d := range im.Manifests {
+		if entryRef(d, repo) == ref {
+			return d, nil
+		}
+	}
+	return v1.Descriptor{}, fmt.Errorf("%s: %w", s.Ref(repo, ref), ErrNotFound)
+}
+
+// blobDescriptor describes a manifest blob that index.json does not list.
+func (s *layoutStore) blobDescriptor(h v1.Hash) (v1.Descriptor, error) {
+	b, err := os.ReadFile(s.blobPath(h))
+	if errors.Is(err, os.ErrNotExist) {
+		return v1.Descriptor{}, fmt.Errorf("%s: %s: %w", s, h, ErrNotFound)
+	}
+	if err != nil {
+		return v1.Descriptor{}, err
+	}
+	var m struct {
+		MediaType types.MediaType `json:"mediaType"`
+	}
+	if err := json.Unmarshal(b, &m); err != nil {
+		return v1.Descriptor{}, fmt.Errorf("%s: %s is not a manifest: %w", s, h, err)
+	}
+	return v1.Descriptor{MediaType: m.MediaType, Digest: h, Size: int64(len(b))}, nil
+}
+
+func (s *layoutStore) Fetch(ctx context.Context, repo, ref string) (*Artifact, error) {
+	d, err := s.Head(ctx, repo, ref)
+	if err != nil {
+		return nil, err
+	}
+	p := layout.Path(s.dir)
+	a := &Artifact{Desc: d}
+	switch {
+	case d.MediaType.IsIndex():
+		root, err := p.ImageIndex()
+		if err != nil {
+			return nil, err
+		}
+		a.Index, err = root.ImageIndex(d.Digest)
+		if err != nil {
+			return nil, err
+		}
+	case d.MediaType.IsImage():
+		a.Image, err = p.Image(d.Digest)
+		if err != nil {
+			return nil, err
+		}
+	default:
+		return nil, fmt.Errorf("%s: unsupported manifest media type %q", s.Ref(repo, ref), d.MediaType)
+	}
+	return a, nil
+}
+
+func (s *layoutStore) blobPath(h v1.Hash) string {
+	return filepath.Join(s.dir, "blobs", h.Algorithm, h.Hex)
+}
+
+func (s *layoutStore) Push(ctx context.Context, repo, ref string, a *Artifact) (int64, error) {
+	if err := os.MkdirAll(filepath.Join(s.dir, "blobs", "sha256"), 0o755); err != nil {
+		return 0, err
+	}
+	var w blobWriter
+	w.store = s
+	if err := w.artifact(ctx, a); err != nil {
+		return w.written(), err
+	}
+	// The index entry goes last: until it is written, nothing names the
+	// blobs above, so an interrupted push leaves no tag behind.
+	repo = strings.TrimPrefix(repo, "/")
+	d := a.Desc
+	d.Platform = nil
+	d.Annotations = map[string]string{AnnotationImageName: formatRef(repo, ref)}
+	if _, err := v1.NewHash(ref); err != nil {
+		d.Annotations[AnnotationRefName] = ref
+	}
+	return w.written(), s.putIndexEntry(repo, ref, d)
+}
+
+func (s *layoutStore) putIndexEntry(repo, ref string, d v1.Descriptor) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	im, err := s.readIndex()
+	if err != nil {
+		return err
+	}
+	kept := im.Manifests[:0]
+	for _, old := range im.Manifests {
+		// Replace the entry with the same name; entries without our
+		// annotation (written by other tools) are left alone.
+		if old.Annotations[AnnotationImageName] == d.Annotations[AnnotationImageName] {
+			continue
+		}
+		kept = append(kept, old)
+	}
+	im.Manifests = append(kept, d)
+	b, err := json.MarshalIndent(im, "", "  ")
+	if err != nil {
+		return err
+	}
+	if err := writeFileAtomic(filepath.Join(s.dir, "oci-layout"), []byte(`{"imageLayoutVersion":"1.0.0"}`), true); err != nil {
+		return err
+	}
+	return writeFileAtomic(filepath.Join(s.dir, "index.json"), b, false)
+}
+
+// writeFileAtomic replaces name with data via a temporary file and a rename,
+// so a reader never sees half a file. With keep, an existing file is kept.
+func writeFileAtomic(name string, data []byte, keep bool) error {
+	if keep {
+		if _, err := os.Stat(name); err == nil {
+			return nil
+		}
+	}
+	f, err := os.CreateTemp(filepath.Dir(name), ".tmp-"+filepath.Base(name)+"-")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(f.Name())
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	return os.Rename(f.Name(), name)
+}
+
+// blobWriter writes an artifact's blobs into a layout, verifying every
+// digest as it goes.
+type blobWriter struct {
+	store *layoutStore
+	mu    sync.Mutex
+	n     int64
+}
+
+func (w *blobWriter) written() int64 {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.n
+}
+
+func (w *blobWriter) artifact(ctx context.Context, a *Artifact) error {
+	if a.Index != nil {
+		return w.index(ctx, a.Index)
+	}
+	return w.image(ctx, a.Image)
+}
+
+func (w *blobWriter) index(ctx context.Context, idx v1.ImageIndex) error {
+	im, err := idx.IndexManifest()
+	if err != nil {
+		return err
+	}
+	for _, d := range im.Manifests {
+		switch {
+		case d.MediaType.IsIndex():
+			child, err := idx.ImageIndex(d.Digest)
+			if err != nil {
+				return err
+			}
+			if err := w.index(ctx, child); err != nil {
+				return err
+			}
+		case d.MediaType.IsImage():
+			img, err := idx.Image(d.Digest)
+			if err != nil {
+				return err
+			}
+			if err := w.image(ctx, img); err != nil {
+				return err
+			}
+		default:
+			return fmt.Errorf("index child %s: unsupported media type %q", d.Digest, d.MediaType)
+		}
+	}
+	raw, err := idx.RawManifest()
+	if err != nil {
+		return err
+	}
+	h, err := idx.Digest()
+	if err != nil {
+		return err
+	}
+	return w.bytes(h, raw)
+}
+
+func (w *blobWriter) image(ctx context.Context, img v1.Image) error {
+	layers, err := img.Layers()
+	if err != nil {
+		return err
+	}
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(4)
+	for _, l := range layers {
+		g.Go(func() error {
+			mt, err := l.MediaType()
+			if err != nil {
+				return err
+			}
+			if !mt.IsDistributable() {
+				return nil // foreign layers are fetched from their URLs by clients
+			}
+			h, err := l.Digest()
+			if err != nil {
+				return err
+			}
+			if w.exists(h) {
+				return nil
+			}
+			rc, err := l.Compressed()
+			if err != nil {
+				return err
+			}
+			defer rc.Close()
+			return w.stream(gctx, h, rc)
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return err
+	}
+	cfgName, err := img.ConfigName()
+	if err != nil {
+		return err
+	}
+	cfg, err := img.RawConfigFile()
+	if err != nil {
+		return err
+	}
+	if err := w.bytes(cfgName, cfg); err != nil {
+		return err
+	}
+	raw, err := img.RawManifest()
+	if err != nil {
+		return err
+	}
+	h, err := img.Digest()
+	if err != nil {
+		return err
+	}
+	return w.bytes(h, raw)
+}
+
+func (w *blobWriter) exists(h v1.Hash) bool {
+	_, err := os.Stat(w.store.blobPath(h))
+	return err == nil
+}
+
+func (w *blobWriter) bytes(h v1.Hash, b []byte) error {
+	if w.exists(h) {
+		return nil
+	}
+	return w.stream(context.Background(), h, io.NopCloser(bytes.NewReader(b)))
+}
+
+// stream copies one blob to a temporary file, checks its digest and renames
+// it into place. A blob file therefore exists only when it is complete and
+// correct, which is what lets a later run trust exists().
+func (w *blobWriter) stream(ctx context.Context, h v1.Hash, r io.Reader) error {
+	if h.Algorithm != "sha256" {
+		return fmt.Errorf("blob %s: unsupported digest algorithm", h)
+	}
+	dst := w.store.blobPath(h)
+	f, err := os.CreateTemp(filepath.Dir(dst), ".tmp-"+h.Hex+"-")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(f.Name())
+	sum := sha256.New()
+	n, err := io.Copy(io.MultiWriter(f, sum), ctxReader{ctx, r})
+	if err != nil {
+		f.Close()
+		return fmt.Errorf("writing blob %s: %w", h, err)
+	}
+	if got := hex.EncodeToString(sum.Sum(nil)); got != h.Hex {
+		f.Close()
+		return fmt.Errorf("blob %s: digest mismatch, content has sha256:%s", h, got)
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	if err := os.Rename(f.Name(), dst); err != nil {
+		return err
+	}
+	w.mu.Lock()
+	w.n += n
+	w.mu.Unlock()
+	return nil
+}
+
+// ctxReader stops a copy when its context is cancelled.
+type ctxReader struct {
+	ctx context.Context
+	r   io.Reader
+}
+
+func (c ctxReader) Read(p []byte) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return c.r.Read(p)
+}

@@ -1,0 +1,144 @@
+// Package registry is the only place in regmirror that speaks the registry
+// protocol. It adapts go-containerregistry to a small Store interface with
+// two implementations: a remote registry (distribution API over HTTP) and an
+// OCI image layout directory ("oci:PATH"). Everything about the network's
+// manners lives here too: TLS and CA setup, credentials, refusing silent
+// plain-HTTP downgrades, and counting the bytes sent to a target.
+//
+// The engine works in repository paths and references ("tag", "sha256:..."),
+// never in URLs, and moves artifacts as go-containerregistry images and
+// indexes so manifests are carried byte for byte.
+package registry
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+)
+
+// ErrNotFound is returned (wrapped) when a manifest, tag or repository does
+// not exist.
+var ErrNotFound = errors.New("not found")
+
+// Store is one registry or OCI layout, seen through the operations a mirror
+// needs. Implementations are safe for concurrent use.
+type Store interface {
+	// String names the store for messages: "host:port" or "oci:PATH".
+	String() string
+	// Ref renders repo and reference as a user would write them.
+	Ref(repo, ref string) string
+	// Tags lists every tag of repo, following pagination.
+	Tags(ctx context.Context, repo string) ([]string, error)
+	// Head resolves a tag or digest to a descriptor without fetching the
+	// manifest body (a HEAD request for registries: it costs no Docker Hub
+	// pull).
+	Head(ctx context.Context, repo, ref string) (v1.Descriptor, error)
+	// Fetch returns the artifact behind a tag or digest. Blobs are read
+	// lazily, when the artifact is pushed.
+	Fetch(ctx context.Context, repo, ref string) (*Artifact, error)
+	// Push writes an artifact: blobs first, then child manifests, then the
+	// manifest itself under ref (a tag or the artifact's digest), so a tag
+	// never points at incomplete content. It returns the bytes written.
+	Push(ctx context.Context, repo, ref string, a *Artifact) (int64, error)
+}
+
+// Artifact is a manifest with everything it references: exactly one of Index
+// and Image is set. Manifests are kept as fetched, so digests are preserved.
+type Artifact struct {
+	Desc  v1.Descriptor
+	Index v1.ImageIndex
+	Image v1.Image
+}
+
+// Reference is a parsed mapping entry: what to read at the source and what
+// to write at the target.
+type Reference struct {
+	// Tag is the tag to write at the target, if any.
+	Tag string
+	// Digest pins the source content, if given ("sha256:...").
+	Digest string
+}
+
+// ParseReference parses "tag", "sha256:<hex>" or "tag@sha256:<hex>".
+func ParseReference(s string) (Reference, error) {
+	var r Reference
+	switch {
+	case strings.Contains(s, "@"):
+		r.Tag, r.Digest, _ = strings.Cut(s, "@")
+	case strings.Contains(s, ":"):
+		r.Digest = s
+	default:
+		r.Tag = s
+	}
+	if r.Digest != "" {
+		if _, err := v1.NewHash(r.Digest); err != nil {
+			return Reference{}, fmt.Errorf("invalid digest in %q: %w", s, err)
+		}
+	}
+	if r.Tag == "" && r.Digest == "" || strings.Contains(s, "@") && r.Tag == "" {
+		return Reference{}, fmt.Errorf("invalid reference %q", s)
+	}
+	return r, nil
+}
+
+// Source is the reference to read: the digest when pinned, else the tag.
+func (r Reference) Source() string {
+	if r.Digest != "" {
+		return r.Digest
+	}
+	return r.Tag
+}
+
+// Target is the reference to write: the tag when given, else the digest.
+func (r Reference) Target() string {
+	if r.Tag != "" {
+		return r.Tag
+	}
+	return r.Digest
+}
+
+// String renders the reference as written in a config.
+func (r Reference) String() string {
+	switch {
+	case r.Tag != "" && r.Digest != "":
+		return r.Tag + "@" + r.Digest
+	case r.Tag != "":
+		return r.Tag
+	}
+	return r.Digest
+}
+
+// SelectPlatform returns the image for platform p out of an index artifact.
+// A single image is returned as it is: a tag that is not multi-arch has only
+// one platform to offer.
+func SelectPlatform(a *Artifact, p v1.Platform) (*Artifact, error) {
+	if a.Index == nil {
+		return a, nil
+	}
+	im, err := a.Index.IndexManifest()
+	if err != nil {
+		return nil, err
+	}
+	d, ok := PlatformDescriptor(im, p)
+	if !ok {
+		return nil, fmt.Errorf("no image for platform %s in index %s: %w", p.String(), a.Desc.Digest, ErrNotFound)
+	}
+	img, err := a.Index.Image(d.Digest)
+	if err != nil {
+		return nil, err
+	}
+	return &Artifact{Desc: d, Image: img}, nil
+}
+
+// PlatformDescriptor finds platform p's image in an index manifest.
+func PlatformDescriptor(im *v1.IndexManifest, p v1.Platform) (v1.Descriptor, bool) {
+	for _, d := range im.Manifests {
+		if d.Platform != nil && d.MediaType.IsImage() && d.Platform.Satisfies(p) {
+			return d, true
+		}
+	}
+	return v1.Descriptor{}, false
+}

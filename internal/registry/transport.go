@@ -1,0 +1,166 @@
+package registry
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"time"
+)
+
+// tlsConfig builds the TLS settings for one endpoint: the system roots plus
+// ca-file and certs.d CAs, a client certificate from certs.d, and
+// verification turned off only when skip-tls-verify asks for it.
+func tlsConfig(e Endpoint) (*tls.Config, error) {
+	cfg := &tls.Config{MinVersion: tls.VersionTLS12}
+	if e.SkipTLSVerify {
+		cfg.InsecureSkipVerify = true // the user asked for it: skip-tls-verify
+		return cfg, nil
+	}
+	pool, err := x509.SystemCertPool()
+	if err != nil || pool == nil {
+		pool = x509.NewCertPool()
+	}
+	extra := false
+	if e.CAFile != "" {
+		pem, err := os.ReadFile(e.CAFile)
+		if err != nil {
+			return nil, fmt.Errorf("reading ca-file: %w", err)
+		}
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("ca-file %s: no PEM certificate found", e.CAFile)
+		}
+		extra = true
+	}
+	if e.CertsDir != "" {
+		dir := filepath.Join(e.CertsDir, e.host())
+		entries, err := os.ReadDir(dir)
+		if err != nil && !errors.Is(err, os.ErrNotExist) {
+			return nil, fmt.Errorf("reading certs-dir: %w", err)
+		}
+		var cert, key string
+		for _, ent := range entries {
+			p := filepath.Join(dir, ent.Name())
+			switch {
+			case strings.HasSuffix(ent.Name(), ".crt"):
+				pem, err := os.ReadFile(p)
+				if err != nil {
+					return nil, fmt.Errorf("reading CA %s: %w", p, err)
+				}
+				if !pool.AppendCertsFromPEM(pem) {
+					return nil, fmt.Errorf("CA %s: no PEM certificate found", p)
+				}
+				extra = true
+			case strings.HasSuffix(ent.Name(), ".cert"):
+				cert = p
+			case strings.HasSuffix(ent.Name(), ".key"):
+				key = p
+			}
+		}
+		if (cert == "") != (key == "") {
+			return nil, fmt.Errorf("certs-dir %s: a client certificate needs both a .cert and a .key file", dir)
+		}
+		if cert != "" {
+			pair, err := tls.LoadX509KeyPair(cert, key)
+			if err != nil {
+				return nil, fmt.Errorf("loading client certificate from %s: %w", dir, err)
+			}
+			cfg.Certificates = []tls.Certificate{pair}
+		}
+	}
+	if extra {
+		cfg.RootCAs = pool
+	}
+	return cfg, nil
+}
+
+// newTransport returns the base HTTP transport for an endpoint: connections
+// are pooled per host and reused for the whole run.
+func newTransport(e Endpoint) (http.RoundTripper, error) {
+	tc, err := tlsConfig(e)
+	if err != nil {
+		return nil, err
+	}
+	t := &http.Transport{
+		Proxy: http.ProxyFromEnvironment,
+		DialContext: (&net.Dialer{
+			Timeout:   30 * time.Second,
+			KeepAlive: 30 * time.Second,
+		}).DialContext,
+		TLSClientConfig:       tc,
+		ForceAttemptHTTP2:     true,
+		MaxIdleConns:          100,
+		MaxIdleConnsPerHost:   32,
+		IdleConnTimeout:       90 * time.Second,
+		TLSHandshakeTimeout:   15 * time.Second,
+		ResponseHeaderTimeout: 60 * time.Second,
+		ExpectContinueTimeout: time.Second,
+	}
+	var rt http.RoundTripper = t
+	rt = &plainHTTPGuard{inner: rt, host: e.host(), allowed: e.PlainHTTP || e.SkipTLSVerify}
+	rt = &countingTransport{inner: rt}
+	return rt, nil
+}
+
+// plainHTTPGuard refuses plain HTTP to the registry unless the user marked
+// it. go-containerregistry falls back from https to http on its own for
+// loopback and RFC 1918 addresses; for a mirror that would be a silent
+// downgrade, so it is stopped here.
+type plainHTTPGuard struct {
+	inner   http.RoundTripper
+	host    string
+	allowed bool
+}
+
+// ErrPlainHTTP is returned when plain HTTP would be used for a registry that
+// was not marked as allowing it.
+var ErrPlainHTTP = errors.New("plain HTTP not allowed")
+
+func (g *plainHTTPGuard) RoundTrip(req *http.Request) (*http.Response, error) {
+	if req.URL.Scheme == "http" && !g.allowed && req.URL.Host == g.host {
+		if req.Body != nil {
+			req.Body.Close()
+		}
+		return nil, fmt.Errorf("%w for %s: HTTPS failed; write the registry as http://%s or set skip-tls-verify to allow it", ErrPlainHTTP, g.host, g.host)
+	}
+	return g.inner.RoundTrip(req)
+}
+
+// countingTransport adds the size of every request body it sends to the
+// counter carried by the request's context, if any. That is how a copy
+// learns how many bytes it moved to the target.
+type countingTransport struct{ inner http.RoundTripper }
+
+type counterKey struct{}
+
+// WithByteCounter returns a context whose requests add their body sizes to n.
+func WithByteCounter(ctx context.Context, n *atomic.Int64) context.Context {
+	return context.WithValue(ctx, counterKey{}, n)
+}
+
+func (c *countingTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	if n, ok := req.Context().Value(counterKey{}).(*atomic.Int64); ok && req.Body != nil && req.Body != http.NoBody {
+		req = req.Clone(req.Context())
+		req.Body = &countingReader{ReadCloser: req.Body, n: n}
+	}
+	return c.inner.RoundTrip(req)
+}
+
+type countingReader struct {
+	io.ReadCloser
+	n *atomic.Int64
+}
+
+func (r *countingReader) Read(p []byte) (int, error) {
+	k, err := r.ReadCloser.Read(p)
+	r.n.Add(int64(k))
+	return k, err
+}
