@@ -32,10 +32,21 @@ type Config struct {
 	Tasks []Task
 }
 
-// Lister mirrors dregsy's repository lister settings.
+// Lister mirrors dregsy's repository lister settings. Lister settings only
+// matter for mappings whose from is a regex: (repository discovery).
 type Lister struct {
-	MaxItems      int
+	// MaxItems caps the repositories listed; dregsy: -1 means no limit.
+	// Default 100.
+	MaxItems int
+	// CacheDuration is how long a repository list is reused; dregsy:
+	// negative means no caching. Default 1h.
 	CacheDuration time.Duration
+	// Type is a location lister's type: "" (chosen from the registry),
+	// "catalog", "dockerhub", "index", "ecr" or "gcr". Always "" at the
+	// top level.
+	Type string
+	// Search is the search term of an "index" lister.
+	Search string
 }
 
 // Task is one dregsy task: a source, a target and mappings between them.
@@ -95,11 +106,18 @@ type Credentials struct {
 // Mapping maps a source repository to a target repository with a tag
 // selection.
 type Mapping struct {
-	// From is the source repository path, as written (for Docker Hub a
-	// name without namespace has "library/" prepended by the resolver,
-	// not here). With dregsy's `regex:` prefix, FromRegex is set instead.
+	// From is the source repository path without a leading "/" (for
+	// Docker Hub a name without namespace has "library/" prepended by the
+	// resolver, not here). dregsy's "regex:RE" form is kept verbatim,
+	// prefix included, with RE checked to compile; repositories are then
+	// discovered with the source's lister and matched against RE.
 	From string
-	// To is the target repository path; it defaults to From.
+	// To is the target repository path without a leading "/"; it
+	// defaults to From. dregsy's "regex:RE,REPLACEMENT" form is kept
+	// verbatim (RE checked to compile): the target path is the source
+	// path with RE replaced by REPLACEMENT (regexp.ReplaceAllString).
+	// When From is a regex: a plain To is a prefix (dregsy: To + path)
+	// and an empty To keeps each discovered repository's own path.
 	To string
 	// Tags is the compiled tag selection; it is never nil (an empty
 	// `tags:` selects every tag).

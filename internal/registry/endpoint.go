@@ -1,6 +1,8 @@
 package registry
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"strings"
 )
 
@@ -30,11 +32,13 @@ type Endpoint struct {
 	Anonymous bool
 }
 
-// Key identifies endpoints that can share connections and caches. It never
-// contains the password.
+// Key identifies endpoints that can share connections and caches: equal
+// keys mean equal settings and credentials. The password enters only as a
+// hash, so the key is safe to keep around.
 func (e Endpoint) Key() string {
-	return strings.Join([]string{e.host(), boolStr(e.PlainHTTP), boolStr(e.SkipTLSVerify),
-		e.CAFile, e.CertsDir, e.Username, boolStr(e.Anonymous)}, "\x00")
+	pw := sha256.Sum256([]byte(e.Password))
+	return strings.Join([]string{e.Registry, boolStr(e.PlainHTTP), boolStr(e.SkipTLSVerify),
+		e.CAFile, e.CertsDir, e.Username, hex.EncodeToString(pw[:]), boolStr(e.Anonymous)}, "\x00")
 }
 
 func boolStr(b bool) string {

@@ -3,7 +3,6 @@ package registry
 import (
 	"context"
 	"fmt"
-	"net/http"
 	"sync/atomic"
 
 	"github.com/google/go-containerregistry/pkg/authn"
@@ -24,6 +23,9 @@ type Options struct {
 	// Retry overrides go-containerregistry's retry backoff (tests make it
 	// fast).
 	Retry *remote.Backoff
+	// PageSize asks for tag lists in pages of this size (0: the
+	// registry's default). Pages are always followed via the Link header.
+	PageSize int
 }
 
 // remoteStore is a registry spoken to over the distribution API.
@@ -76,6 +78,9 @@ func Open(ep Endpoint, o Options) (Store, error) {
 			kc = authn.DefaultKeychain
 		}
 		opts = append(opts, remote.WithAuthFromKeychain(kc))
+	}
+	if o.PageSize > 0 {
+		opts = append(opts, remote.WithPageSize(o.PageSize))
 	}
 	if o.Retry != nil {
 		opts = append(opts, remote.WithRetryBackoff(*o.Retry))
@@ -191,6 +196,3 @@ func (s *remoteStore) Push(ctx context.Context, repo, ref string, a *Artifact) (
 	}
 	return n.Load(), nil
 }
-
-// compile-time check
-var _ http.RoundTripper = (*countingTransport)(nil)

@@ -1,0 +1,205 @@
+package config
+
+import (
+	"errors"
+	"regexp"
+	"strings"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"go.yaml.in/yaml/v3"
+
+	"github.com/regmirror/regmirror/internal/filter"
+)
+
+// regexPrefix marks dregsy's repository regexes in from and to.
+const regexPrefix = "regex:"
+
+// repoPathRE is the repository path grammar of the distribution spec:
+// lowercase components separated by "/", each made of alphanumerics joined
+// by ".", "_", "__" or dashes.
+var repoPathRE = regexp.MustCompile(`^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*$`)
+
+// mapping reads mappings[i].
+func (l *loader) mapping(item *yaml.Node, i int) (Mapping, bool) {
+	n := l.resolve(item)
+	if n == nil {
+		return Mapping{}, false
+	}
+	m := Mapping{Line: n.Line}
+	if isNull(n) || n.Kind != yaml.MappingNode {
+		l.errorf(n.Line, "mappings[%d] must be a mapping with from (and to, tags, platform), not %s", i, kindName(n))
+		return m, false
+	}
+	nerrs := len(l.errs)
+
+	const what = "mapping"
+	var from, to, platform str
+	var tagsKey, tagsVal *yaml.Node
+	l.fields(n, what, map[string]field{
+		"from":     func(key, val *yaml.Node) { from = l.str(key, val, what) },
+		"to":       func(key, val *yaml.Node) { to = l.str(key, val, what) },
+		"platform": func(key, val *yaml.Node) { platform = l.str(key, val, what) },
+		"tags":     func(key, val *yaml.Node) { tagsKey, tagsVal = key, val },
+	})
+
+	// from
+	fromRegex := false
+	switch {
+	case !from.set || from.val == "":
+		l.errorf(m.Line, "mappings[%d] has no \"from\": the source repository is required", i)
+	case strings.HasPrefix(from.val, regexPrefix):
+		// Kept verbatim: repositories are discovered and matched later.
+		fromRegex = true
+		m.From = from.val
+		if problem := checkRegex(from.val[len(regexPrefix):]); problem != "" {
+			l.errorf(from.line, "from %s: %s", quote(from.val), problem)
+		}
+	default:
+		m.From = strings.TrimPrefix(from.val, "/")
+		if problem := checkRepoPath(m.From); problem != "" {
+			l.errorf(from.line, "from %s: %s", quote(from.val), problem)
+		}
+	}
+
+	// to
+	switch {
+	case !to.set || to.val == "":
+		if !fromRegex {
+			m.To = m.From
+		}
+	case strings.HasPrefix(to.val, regexPrefix):
+		m.To = to.val
+		re, _, found := strings.Cut(to.val[len(regexPrefix):], ",")
+		if !found {
+			l.errorf(to.line, "to %s: replacement missing: want regex:EXPRESSION,REPLACEMENT", quote(to.val))
+		} else if problem := checkRegex(re); problem != "" {
+			l.errorf(to.line, "to %s: %s", quote(to.val), problem)
+		}
+	default:
+		m.To = strings.TrimPrefix(to.val, "/")
+		if problem := checkRepoPath(m.To); problem != "" {
+			l.errorf(to.line, "to %s: %s", quote(to.val), problem)
+		}
+	}
+
+	// platform
+	if platform.set && platform.val != "" {
+		m.Platform = platform.val
+		if problem := checkPlatform(platform.val); problem != "" {
+			l.errorf(platform.line, "platform %s: %s", quote(platform.val), problem)
+		}
+	}
+
+	m.Tags = l.tags(tagsKey, tagsVal)
+	return m, len(l.errs) == nerrs
+}
+
+// checkRegex compiles a from/to regular expression.
+func checkRegex(re string) string {
+	re = strings.TrimSpace(re)
+	if re == "" {
+		return "empty regular expression"
+	}
+	if _, err := regexp.Compile(re); err != nil {
+		return err.Error()
+	}
+	return ""
+}
+
+// checkRepoPath checks a repository path (without registry) the way
+// go-containerregistry and the distribution spec do.
+func checkRepoPath(p string) string {
+	switch {
+	case p == "":
+		return "empty repository path"
+	case strings.ContainsAny(p, "@:"):
+		return "a repository path takes no tag or digest: select tags with \"tags\""
+	case len(p) > 255:
+		return "repository path is longer than 255 characters"
+	case repoPathRE.MatchString(p):
+		return ""
+	}
+	// The grammar failed: let go-containerregistry say why if it can.
+	if _, err := name.NewRepository("example.com/"+p, name.StrictValidation); err != nil {
+		return "invalid repository path: " + err.Error()
+	}
+	return "invalid repository path: components must be lowercase letters and digits, separated by \"/\" and joined by \".\", \"_\", \"__\" or \"-\""
+}
+
+// checkPlatform checks a mapping's platform: "all" or os/arch[/variant].
+func checkPlatform(s string) string {
+	if s == "all" {
+		return ""
+	}
+	if strings.TrimSpace(s) != s || strings.ContainsAny(s, " \t") {
+		return "must not contain spaces"
+	}
+	p, err := v1.ParsePlatform(s)
+	if err != nil {
+		return err.Error()
+	}
+	if p.OS == "" || p.Architecture == "" {
+		return "want \"all\" or os/arch[/variant], such as linux/amd64 or linux/arm64/v8"
+	}
+	return ""
+}
+
+// tags compiles a mapping's tags list. No list (or an empty one) selects
+// every tag; the result is never nil when there is no error.
+func (l *loader) tags(key, val *yaml.Node) *filter.Tags {
+	var specs []string
+	var lines []int
+	if key != nil {
+		seq := l.resolve(val)
+		switch {
+		case seq == nil:
+			return nil
+		case isNull(seq):
+		case seq.Kind != yaml.SequenceNode:
+			l.errorf(seq.Line, "\"tags\" must be a list, not %s", kindName(seq))
+			return nil
+		default:
+			ok := true
+			for i, item := range seq.Content {
+				v := l.resolve(item)
+				if v == nil {
+					return nil
+				}
+				if isNull(v) || v.Kind != yaml.ScalarNode {
+					l.errorf(v.Line, "tags[%d] must be a tag or filter, not %s", i, kindName(v))
+					ok = false
+					continue
+				}
+				specs = append(specs, v.Value)
+				lines = append(lines, v.Line)
+			}
+			if !ok {
+				return nil
+			}
+		}
+	}
+
+	tags, err := filter.ParseTags(specs)
+	if err == nil {
+		return tags
+	}
+	// ParseTags stops at the first bad spec: carry on after it so that
+	// every bad spec is reported.
+	for off := 0; err != nil; {
+		var se *filter.SpecError
+		if !errors.As(err, &se) || se.Index < 0 || off+se.Index >= len(specs) {
+			line := 0
+			if key != nil {
+				line = key.Line
+			}
+			l.errorf(line, "tags: %v", err)
+			return nil
+		}
+		i := off + se.Index
+		l.errorf(lines[i], "tags[%d] %s: %v", i, quote(se.Spec), se.Err)
+		off = i + 1
+		_, err = filter.ParseTags(specs[off:])
+	}
+	return nil
+}
