@@ -7,13 +7,15 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/regmirror/regmirror/internal/engine"
+	"github.com/regmirror/regmirror/internal/registry"
 )
 
 func newSyncCmd(g *globals) *cobra.Command {
 	var (
-		cfgPath string
-		task    string
-		jobs    int
+		cfgPath   string
+		task      string
+		jobs      int
+		transfers int
 	)
 	cmd := &cobra.Command{
 		Use:   "sync --config FILE",
@@ -53,7 +55,7 @@ failed (all others were still attempted); 2 usage or configuration error.`,
 			if jobs < 1 {
 				return usageErr("--jobs must be at least 1")
 			}
-			e := engine.New(engine.Options{Logger: log, Jobs: jobs})
+			e := engine.New(engine.Options{Logger: log, Jobs: jobs, Registry: registry.Options{Manners: manners(log, cfg.Transfers, transfers)}})
 			rep := e.Run(cmd.Context(), tasks)
 			logSummary(log, rep)
 			if rep.Failed() > 0 {
@@ -66,6 +68,7 @@ failed (all others were still attempted); 2 usage or configuration error.`,
 	f.StringVarP(&cfgPath, "config", "c", "", "configuration file (dregsy format or a superset)")
 	f.StringVar(&task, "task", "", "run only tasks whose name fully matches this regex")
 	f.IntVarP(&jobs, "jobs", "j", 4, "images copied in parallel")
+	f.IntVar(&transfers, "transfers", 0, "blob transfers in flight across all tasks (default: the config's `transfers`, else 8)")
 	return cmd
 }
 
@@ -78,4 +81,18 @@ func logSummary(log *slog.Logger, rep *engine.Report) {
 			log.Error("failed image", "task", f.Task, "source", f.Source, "target", f.Target, "tag", f.Tag, "error", f.Err)
 		}
 	}
+}
+
+// manners builds the network manners shared by a run: the flag wins over
+// the config's `transfers`, which wins over the default.
+func manners(log *slog.Logger, fromConfig, fromFlag int) *registry.Manners {
+	m := registry.DefaultManners()
+	m.Logger = log
+	if fromConfig > 0 {
+		m.Transfers = fromConfig
+	}
+	if fromFlag > 0 {
+		m.Transfers = fromFlag
+	}
+	return m
 }

@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"fmt"
 	"log/slog"
 	"regexp"
 
@@ -59,7 +58,7 @@ func engineTasks(tasks []config.Task) ([]engine.Task, error) {
 			if m.Platform != "" && m.Platform != "all" {
 				p, err := v1.ParsePlatform(m.Platform)
 				if err != nil {
-					return nil, &config.Error{File: "", Line: m.Line, Msg: fmt.Sprintf("platform %q: %v", m.Platform, err)}
+					return nil, usageErr("task %s: platform %q: %v", t.Name, m.Platform, err)
 				}
 				em.Platform = p
 			}
@@ -78,6 +77,7 @@ func endpoint(l config.Location) registry.Endpoint {
 		CAFile:        l.CAFile,
 		CertsDir:      l.CertsDir,
 		Anonymous:     l.AuthNone,
+		RateLimit:     registry.RateLimitPolicy{MinRemaining: l.RateLimit.MinRemaining, Wait: l.RateLimit.Wait},
 	}
 	if l.Auth != nil {
 		ep.Username = l.Auth.Username

@@ -16,15 +16,19 @@ import (
 	"go.yaml.in/yaml/v3"
 )
 
-// Defaults, as dregsy has them.
+// Defaults and limits, as dregsy has them.
 const (
-	defaultRelay         = "docker"
-	defaultListerItems   = 100
-	defaultListerCache   = time.Hour
-	minTaskInterval      = 30 * time.Second
-	minAuthRefresh       = time.Hour
-	maxErrors            = 100
-	maxConfigSize        = 16 << 20
+	defaultRelay       = "docker"
+	defaultListerItems = 100
+	defaultListerCache = time.Hour
+	minTaskInterval    = 30 * time.Second
+	minAuthRefresh     = time.Hour
+)
+
+// Limits of our own.
+const (
+	maxErrors            = 100      // errors reported before giving up
+	maxConfigSize        = 16 << 20 // bytes
 	unnamedConfiguration = "<config>"
 )
 
@@ -155,32 +159,32 @@ func load(r io.Reader, name string, lookupEnv func(string) (string, bool), readF
 // yamlLineRE picks the line out of a yaml.v3 syntax error.
 var yamlLineRE = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
 
-// maxProbeLines bounds the search for a syntax error's line (see
-// syntaxError).
-const maxProbeLines = 5000
-
 // syntaxError reports a yaml.v3 parse error. yaml.v3 reports the line of
 // the enclosing block rather than of the problem for most parser errors
 // (and counts it from 0), and no line at all for some, so the line is
-// found by parsing growing prefixes of the file: the problem is on the
-// first line whose prefix fails with the same message. yaml.v3's own line
-// is the fallback.
+// found by parsing prefixes of the file: the problem is on the first line
+// whose prefix fails with the same message. A prefix that cuts a
+// multi-line construct fails with another message, so the search is a
+// binary search on "fails the same way", which holds from the problem line
+// on; yaml.v3's own line is the fallback.
 func (l *loader) syntaxError(data []byte, err error) {
-	line, msg := splitYAMLError(err)
+	_, msg := splitYAMLError(err)
 	lines := bytes.SplitAfter(data, []byte("\n"))
-	if len(lines) <= maxProbeLines {
-		prefix := make([]byte, 0, len(data))
-		for i, ln := range lines {
-			prefix = append(prefix, ln...)
-			if perr := parseAll(prefix); perr != nil {
-				if _, pmsg := splitYAMLError(perr); pmsg == msg {
-					line = i + 1
-					break
-				}
-			}
+	// fails(i) reports whether lines 1..i+1 fail the same way; it holds
+	// for the whole file, i = len(lines)-1.
+	fails := func(i int) bool {
+		perr := parseAll(bytes.Join(lines[:i+1], nil))
+		if perr == nil {
+			return false
 		}
+		_, pmsg := splitYAMLError(perr)
+		return pmsg == msg
 	}
-	l.errorf(line, "invalid YAML: %s", msg)
+	i := min(sort.Search(len(lines), fails), len(lines)-1)
+	if i > 0 && len(lines[i]) == 0 {
+		i-- // the empty remainder after a final newline
+	}
+	l.errorf(i+1, "invalid YAML: %s", msg)
 }
 
 // splitYAMLError splits a yaml.v3 error into its line (0 if none) and

@@ -527,6 +527,13 @@ func TestLoadErrors(t *testing.T) {
 		{"tags not a list", mapLine("        tags: latest"), []want{{9, []string{`"tags" must be a list`}}}},
 		{"tags item a list", mapLine("        tags:", "          - [a]"), []want{{10, []string{"tags[0]"}}}},
 
+		// rate-limit and transfers (regmirror additions).
+		{"rate-limit unknown key", srcLine("      rate-limit:", "        min-remainig: 3"), []want{{6, []string{`unknown key "min-remainig"`}}}},
+		{"rate-limit negative", srcLine("      rate-limit:", "        min-remaining: -1"), []want{{6, []string{"min-remaining must not be negative"}}}},
+		{"rate-limit bad wait", srcLine("      rate-limit:", "        wait: soon"), []want{{6, []string{"wait"}}}},
+		{"rate-limit zero wait", srcLine("      rate-limit:", "        wait: 0s"), []want{{6, []string{"wait must be positive"}}}},
+		{"transfers zero", "transfers: 0\n" + task(), []want{{1, []string{"transfers must be at least 1"}}}},
+
 		// Documents.
 		{"empty file", "", []want{{0, []string{"empty"}}}},
 		{"only comments", "# nothing\n\n", []want{{0, []string{"empty"}}}},
@@ -569,6 +576,8 @@ func TestLoadErrors(t *testing.T) {
 		// Locations.
 		{"missing registry", strings.Replace(task(), "      registry: src.example.com\n", "      skip-tls-verify: true\n", 1),
 			[]want{{3, []string{"source has no registry"}}}},
+		{"missing registry and bad auth", strings.Replace(task(), "      registry: src.example.com\n", "      auth: '!!'\n", 1),
+			[]want{{3, []string{"source has no registry"}}, {4, []string{"auth is not valid base64"}}}},
 		{"trailing slash", setSrc("src.example.com/"), []want{{4, []string{`"src.example.com/"`, `trailing "/"`}}}},
 		{"registry with path", setSrc("src.example.com/proj"), []want{{4, []string{"without a path"}}}},
 		{"registry with space", setSrc(`"bad host"`), []want{{4, []string{`"bad host"`, "host[:port]"}}}},
@@ -730,5 +739,23 @@ func TestExpandEnv(t *testing.T) {
 		if out != tt.out || !strings.Contains(problem, tt.problem) || (tt.problem == "") != (problem == "") {
 			t.Errorf("expandEnv(%q) = %q, %q; want %q, %q", tt.in, out, problem, tt.out, tt.problem)
 		}
+	}
+}
+
+func TestRateLimitAndTransfers(t *testing.T) {
+	doc := "transfers: 3\n" + strings.Replace(task(), "      registry: src.example.com\n",
+		"      registry: src.example.com\n      rate-limit:\n        min-remaining: 10\n        wait: 30s\n", 1)
+	cfg, err := Load(strings.NewReader(doc), "c.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Transfers != 3 {
+		t.Errorf("Transfers = %d, want 3", cfg.Transfers)
+	}
+	if got := cfg.Tasks[0].Source.RateLimit; got != (RateLimit{MinRemaining: 10, Wait: 30 * time.Second}) {
+		t.Errorf("RateLimit = %+v", got)
+	}
+	if got := cfg.Tasks[0].Target.RateLimit; got.MinRemaining != 0 {
+		t.Errorf("target RateLimit = %+v, want off", got)
 	}
 }

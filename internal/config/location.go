@@ -24,11 +24,13 @@ const (
 // several keys at once.
 type rawLocation struct {
 	registry, auth, username, password, passwordFile, caFile str
-	authRefresh                                              time.Duration
-	authRefreshLine                                          int
-	lister                                                   *Lister
-	listerLine                                               int
-	skipTLSLine                                              int
+
+	authRefresh     time.Duration
+	authRefreshLine int // 0: no auth-refresh
+	lister          *Lister
+	listerLine      int
+	skipTLSLine     int
+	rateLimitLine   int
 }
 
 // location reads a task's source or target (what).
@@ -66,21 +68,24 @@ func (l *loader) location(key, val *yaml.Node, what string, cfg *Config) Locatio
 		"lister": func(key, val *yaml.Node) {
 			raw.lister, raw.listerLine = l.locationLister(key, val, what, cfg.Lister), key.Line
 		},
+		"rate-limit": func(key, val *yaml.Node) {
+			loc.RateLimit = l.rateLimit(key, val, what+" rate-limit")
+			raw.rateLimitLine = key.Line
+		},
 	})
 
-	// Registry.
+	// Registry. Without one, the other keys are still checked.
 	if !raw.registry.set || raw.registry.val == "" {
 		l.errorf(loc.Line, "%s has no registry: \"registry\" is required", what)
-		return loc
+	} else {
+		reg, plain, problem := parseRegistry(raw.registry.val)
+		if problem != "" {
+			l.errorf(raw.registry.line, "%s registry %s: %s", what, quote(raw.registry.val), problem)
+		}
+		loc.Registry, loc.PlainHTTP = reg, plain
 	}
-	reg, plain, err := parseRegistry(raw.registry.val)
-	if err != "" {
-		l.errorf(raw.registry.line, "%s registry %s: %s", what, quote(raw.registry.val), err)
-	}
-	loc.Registry, loc.PlainHTTP = reg, plain
-	layout := strings.HasPrefix(reg, layoutPrefix)
 
-	if layout {
+	if reg := loc.Registry; strings.HasPrefix(reg, layoutPrefix) {
 		// An OCI layout is a directory: nothing to log in to, no TLS.
 		for _, s := range []struct {
 			key string
@@ -94,6 +99,7 @@ func (l *loader) location(key, val *yaml.Node, what string, cfg *Config) Locatio
 			{"ca-file", raw.caFile.set, raw.caFile.line},
 			{"auth-refresh", raw.authRefreshLine > 0, raw.authRefreshLine},
 			{"lister", raw.lister != nil, raw.listerLine},
+			{"rate-limit", raw.rateLimitLine > 0, raw.rateLimitLine},
 		} {
 			if s.set {
 				l.errorf(s.ln, "%s: %q does not apply to an OCI layout (%s)", what, s.key, reg)
@@ -118,9 +124,8 @@ func (l *loader) location(key, val *yaml.Node, what string, cfg *Config) Locatio
 	return loc
 }
 
-// parseRegistry normalises a location's registry. It returns a message
-// (not an error, to keep the value out of any wrapped error chain) when
-// the registry is not usable.
+// parseRegistry normalises a location's registry. problem says what is
+// wrong with it, "" when nothing is.
 func parseRegistry(s string) (reg string, plainHTTP bool, problem string) {
 	if path, ok := strings.CutPrefix(s, layoutPrefix); ok {
 		if strings.TrimSpace(path) == "" {
@@ -406,4 +411,28 @@ func (l *loader) locationLister(key, val *yaml.Node, what string, top Lister) *L
 		l.errorf(typ.line, "%s: unknown type %s: want catalog, dockerhub, index, ecr or gcr", what, quote(lst.Type))
 	}
 	return &lst
+}
+
+// rateLimit reads `rate-limit: {min-remaining: N, wait: DURATION}`.
+func (l *loader) rateLimit(key, val *yaml.Node, what string) RateLimit {
+	rl := RateLimit{Wait: time.Minute}
+	l.section(key, val, what, map[string]field{
+		"min-remaining": func(key, val *yaml.Node) {
+			if n, ok := l.integer(key, val, what); ok {
+				if n < 0 {
+					l.errorf(key.Line, "%s: min-remaining must not be negative", what)
+				}
+				rl.MinRemaining = n
+			}
+		},
+		"wait": func(key, val *yaml.Node) {
+			if d, ok := l.duration(key, val, what); ok {
+				if d <= 0 {
+					l.errorf(key.Line, "%s: wait must be positive", what)
+				}
+				rl.Wait = d
+			}
+		},
+	})
+	return rl
 }

@@ -48,6 +48,14 @@ func (l *loader) config(root *yaml.Node) *Config {
 			const what = "lister"
 			l.section(key, val, what, l.listerFields(&lister, what))
 		},
+		"transfers": func(key, val *yaml.Node) {
+			if n, ok := l.integer(key, val, top); ok {
+				if n < 1 {
+					l.errorf(key.Line, "transfers must be at least 1, not %d", n)
+				}
+				cfg.Transfers = n
+			}
+		},
 		// Tasks are read last: they inherit skopeo.certs-dir and lister.
 		"tasks": func(key, val *yaml.Node) { tasksKey, tasksVal = key, val },
 	})

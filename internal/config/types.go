@@ -28,6 +28,9 @@ type Config struct {
 	CertsDir string
 	// Lister is the top-level lister configuration (dregsy's `lister:`).
 	Lister Lister
+	// Transfers caps blob transfers in flight across all tasks
+	// (`transfers:`, ours); 0 means the built-in default.
+	Transfers int
 
 	Tasks []Task
 }
@@ -78,7 +81,8 @@ type Location struct {
 	// CAFile is a PEM bundle of extra CAs for this registry.
 	CAFile string
 	// CertsDir is a docker certs.d style directory:
-	// <dir>/<host[:port]>/*.crt, client.cert, client.key.
+	// <dir>/<host[:port]>/*.crt, client.cert, client.key. When the
+	// location names none, it is Config.CertsDir (skopeo.certs-dir).
 	CertsDir string
 
 	// Auth holds explicit credentials. It is nil when the config gives
@@ -90,10 +94,23 @@ type Location struct {
 	// AuthRefresh is dregsy's ECR token refresh interval.
 	AuthRefresh time.Duration
 
+	// RateLimit holds pulls back while the registry's remaining pull
+	// allowance (ratelimit-remaining) is below MinRemaining (ours).
+	RateLimit RateLimit
+
 	// Lister overrides the top-level lister for this location, if set.
 	Lister *Lister
 
 	Line int
+}
+
+// RateLimit is a location's `rate-limit:` setting.
+type RateLimit struct {
+	// MinRemaining: no pull starts while the last ratelimit-remaining
+	// reading is below it (0: off).
+	MinRemaining int
+	// Wait between re-checks (with a HEAD, which costs no pull).
+	Wait time.Duration
 }
 
 // Credentials are explicit registry credentials. Password is a Secret so it

@@ -55,15 +55,26 @@ type Options struct {
 	Registry registry.Options
 	// Open opens a store; tests may wrap it. Default: registry.Open.
 	Open func(registry.Endpoint, registry.Options) (registry.Store, error)
+	// Attempts is how many times an image copy is tried when it fails with
+	// a transient error (default 3); RetryWait is the first wait between
+	// attempts, doubled each time (default 2s).
+	Attempts  int
+	RetryWait time.Duration
+	// OnResult, if set, is called once per finished image (from several
+	// goroutines at once): the daemon feeds its metrics from it.
+	OnResult func(Result)
 }
 
 // Engine runs tasks. It caches stores per endpoint, so connections and
 // tokens are reused across tasks and runs.
 type Engine struct {
-	log  *slog.Logger
-	jobs int
-	ropt registry.Options
-	open func(registry.Endpoint, registry.Options) (registry.Store, error)
+	log       *slog.Logger
+	jobs      int
+	attempts  int
+	retryWait time.Duration
+	onResult  func(Result)
+	ropt      registry.Options
+	open      func(registry.Endpoint, registry.Options) (registry.Store, error)
 
 	mu     sync.Mutex
 	stores map[string]registry.Store
@@ -80,7 +91,19 @@ func New(o Options) *Engine {
 	if o.Open == nil {
 		o.Open = registry.Open
 	}
-	return &Engine{log: o.Logger, jobs: o.Jobs, ropt: o.Registry, open: o.Open, stores: map[string]registry.Store{}}
+	if o.Attempts <= 0 {
+		o.Attempts = 3
+	}
+	if o.RetryWait <= 0 {
+		o.RetryWait = 2 * time.Second
+	}
+	if o.Registry.Manners == nil {
+		// One set of manners for every store: the transfer limit and the
+		// per-host waits are global to the engine.
+		o.Registry.Manners = registry.DefaultManners()
+		o.Registry.Manners.Logger = o.Logger
+	}
+	return &Engine{log: o.Logger, jobs: o.Jobs, attempts: o.Attempts, retryWait: o.RetryWait, onResult: o.OnResult, ropt: o.Registry, open: o.Open, stores: map[string]registry.Store{}}
 }
 
 func (e *Engine) store(ep registry.Endpoint) (registry.Store, error) {
@@ -193,6 +216,9 @@ func (e *Engine) Run(ctx context.Context, tasks []Task) *Report {
 	for i := range jobs {
 		g.Go(func() error {
 			results[i] = e.runJob(ctx, &jobs[i])
+			if e.onResult != nil {
+				e.onResult(results[i])
+			}
 			return nil
 		})
 	}
@@ -289,7 +315,21 @@ func (e *Engine) runJob(ctx context.Context, j *job) Result {
 	if j.preResolved != nil {
 		err = j.preResolved
 	} else {
-		r.Status, r.Digest, r.Bytes, err = e.syncImage(ctx, j)
+		wait := e.retryWait
+		for attempt := 1; ; attempt++ {
+			var n int64
+			r.Status, r.Digest, n, err = e.syncImage(ctx, j)
+			r.Bytes += n
+			if err == nil || attempt >= e.attempts || !registry.Retryable(err) || ctx.Err() != nil {
+				break
+			}
+			e.log.Warn("retrying", "task", r.Task, "source", r.Source, "target", r.Target, "attempt", attempt+1, "error", err)
+			select {
+			case <-time.After(wait):
+			case <-ctx.Done():
+			}
+			wait *= 2
+		}
 	}
 	r.Duration = time.Since(start)
 	attrs := []any{"task", r.Task, "source", r.Source, "target", r.Target, "tag", r.Tag,

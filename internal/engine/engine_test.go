@@ -67,7 +67,7 @@ func parse(t *testing.T, ref string) name.Reference {
 
 func run(t *testing.T, tasks ...engine.Task) *engine.Report {
 	t.Helper()
-	e := engine.New(engine.Options{Jobs: 3, Registry: registry.Options{Retry: &remote.Backoff{Duration: time.Millisecond, Factor: 1, Steps: 2}}})
+	e := engine.New(engine.Options{Jobs: 3, Registry: registry.Options{Retry: &registry.Retry{Attempts: 2, Wait: time.Millisecond, Factor: 1}}})
 	return e.Run(ctx(t), tasks)
 }
 

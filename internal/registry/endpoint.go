@@ -3,6 +3,7 @@ package registry
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"fmt"
 	"strings"
 )
 
@@ -30,6 +31,10 @@ type Endpoint struct {
 	Password string
 	// Anonymous forces anonymous access (dregsy's `auth: none`).
 	Anonymous bool
+
+	// RateLimit holds pulls back while the registry's remaining
+	// allowance is low (Docker Hub's ratelimit-remaining header).
+	RateLimit RateLimitPolicy
 }
 
 // Key identifies endpoints that can share connections and caches: equal
@@ -38,7 +43,8 @@ type Endpoint struct {
 func (e Endpoint) Key() string {
 	pw := sha256.Sum256([]byte(e.Password))
 	return strings.Join([]string{e.Registry, boolStr(e.PlainHTTP), boolStr(e.SkipTLSVerify),
-		e.CAFile, e.CertsDir, e.Username, hex.EncodeToString(pw[:]), boolStr(e.Anonymous)}, "\x00")
+		e.CAFile, e.CertsDir, e.Username, hex.EncodeToString(pw[:]), boolStr(e.Anonymous),
+		fmt.Sprint(e.RateLimit)}, "\x00")
 }
 
 func boolStr(b bool) string {

@@ -3,12 +3,14 @@ package registry
 import (
 	"context"
 	"fmt"
+	"net/http"
 	"sync/atomic"
 
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 )
 
 // Options tune how stores talk to registries.
@@ -20,9 +22,15 @@ type Options struct {
 	// Keychain resolves credentials when an endpoint has none of its own
 	// (default: docker's config.json with credential helpers).
 	Keychain authn.Keychain
-	// Retry overrides go-containerregistry's retry backoff (tests make it
-	// fast).
-	Retry *remote.Backoff
+	// Retry overrides the request retry policy (tests make it fast).
+	Retry *Retry
+	// OnRateLimit, if set, is called with every rate-limit reading a
+	// registry sends (ratelimit-limit / ratelimit-remaining headers).
+	OnRateLimit func(host string, limit, remaining int)
+	// Manners are shared by every store opened with these Options (the
+	// global transfer limit, per-host waits). Nil: DefaultManners, shared
+	// by the stores of this Options value only.
+	Manners *Manners
 	// PageSize asks for tag lists in pages of this size (0: the
 	// registry's default). Pages are always followed via the Link header.
 	PageSize int
@@ -35,6 +43,11 @@ type remoteStore struct {
 	nameOpts []name.Option
 	puller   *remote.Puller
 	pusher   *remote.Pusher
+	maxPages int
+	ledger   *ledger
+	rt       http.RoundTripper // our transport stack, below authentication
+	auth     authn.Authenticator
+	keychain authn.Keychain
 }
 
 // Open returns the Store for an endpoint.
@@ -52,7 +65,11 @@ func Open(ep Endpoint, o Options) (Store, error) {
 	if _, err := name.NewRegistry(host, nameOpts...); err != nil {
 		return nil, fmt.Errorf("registry %q: %w", ep.Registry, err)
 	}
-	rt, err := newTransport(ep)
+	if o.Manners == nil {
+		o.Manners = DefaultManners()
+	}
+	led := newLedger()
+	rt, err := newTransport(ep, o, led)
 	if err != nil {
 		return nil, fmt.Errorf("registry %s: %w", host, err)
 	}
@@ -67,33 +84,38 @@ func Open(ep Endpoint, o Options) (Store, error) {
 		remote.WithJobs(o.Jobs),
 		remote.WithUserAgent(o.UserAgent),
 	}
+	store := &remoteStore{ep: ep, host: host, nameOpts: nameOpts, maxPages: o.Manners.MaxTagPages, ledger: led, rt: rt}
 	switch {
 	case ep.Anonymous:
-		opts = append(opts, remote.WithAuth(authn.Anonymous))
+		store.auth = authn.Anonymous
 	case ep.Username != "":
-		opts = append(opts, remote.WithAuth(authn.FromConfig(authn.AuthConfig{Username: ep.Username, Password: ep.Password})))
+		store.auth = authn.FromConfig(authn.AuthConfig{Username: ep.Username, Password: ep.Password})
 	default:
-		kc := o.Keychain
-		if kc == nil {
-			kc = authn.DefaultKeychain
+		store.keychain = o.Keychain
+		if store.keychain == nil {
+			store.keychain = authn.DefaultKeychain
 		}
-		opts = append(opts, remote.WithAuthFromKeychain(kc))
+	}
+	if store.auth != nil {
+		opts = append(opts, remote.WithAuth(store.auth))
+	} else {
+		opts = append(opts, remote.WithAuthFromKeychain(store.keychain))
 	}
 	if o.PageSize > 0 {
 		opts = append(opts, remote.WithPageSize(o.PageSize))
 	}
+	retry := DefaultRetry
 	if o.Retry != nil {
-		opts = append(opts, remote.WithRetryBackoff(*o.Retry))
+		retry = *o.Retry
 	}
-	puller, err := remote.NewPuller(opts...)
-	if err != nil {
+	opts = append(opts, retry.options()...)
+	if store.puller, err = remote.NewPuller(opts...); err != nil {
 		return nil, err
 	}
-	pusher, err := remote.NewPusher(opts...)
-	if err != nil {
+	if store.pusher, err = remote.NewPusher(opts...); err != nil {
 		return nil, err
 	}
-	return &remoteStore{ep: ep, host: host, nameOpts: nameOpts, puller: puller, pusher: pusher}, nil
+	return store, nil
 }
 
 func (s *remoteStore) String() string { return s.host }
@@ -137,9 +159,27 @@ func (s *remoteStore) Tags(ctx context.Context, repo string) ([]string, error) {
 	if err != nil {
 		return nil, err
 	}
-	tags, err := s.puller.List(ctx, r)
+	// Pages are followed one by one so that an endless or looping Link
+	// header ends in an error instead of a hang.
+	l, err := s.puller.Lister(ctx, r)
 	if err != nil {
 		return nil, fmt.Errorf("listing tags of %s: %w", r, explain(s.host, err))
+	}
+	var tags []string
+	seen := map[string]bool{}
+	for pages := 0; l.HasNext(); pages++ {
+		if pages >= s.maxPages {
+			return nil, fmt.Errorf("listing tags of %s: more than %d pages: %w", r, s.maxPages, ErrTooLarge)
+		}
+		page, err := l.Next(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("listing tags of %s: %w", r, explain(s.host, err))
+		}
+		if page.Next != "" && seen[page.Next] {
+			return nil, fmt.Errorf("listing tags of %s: the registry's Link header loops back to %s", r, page.Next)
+		}
+		seen[page.Next] = true
+		tags = append(tags, page.Tags...)
 	}
 	return tags, nil
 }
@@ -186,13 +226,35 @@ func (s *remoteStore) Push(ctx context.Context, repo, ref string, a *Artifact) (
 		return 0, err
 	}
 	var n atomic.Int64
-	ctx = WithByteCounter(ctx, &n)
+	o := &owner{}
+	ctx = context.WithValue(WithByteCounter(ctx, &n), ownerKey{}, o)
+	a = s.mountable(ctx, r.Context(), a)
 	var t remote.Taggable = a.Image
 	if a.Index != nil {
 		t = a.Index
 	}
-	if err := s.pusher.Push(ctx, r, t); err != nil {
+	err = s.pusher.Push(ctx, r, t)
+	open := s.ledger.finish(o)
+	if err != nil {
+		s.cancelSessions(ctx, r.Context(), open)
 		return n.Load(), explain(s.host, err)
 	}
 	return n.Load(), nil
+}
+
+// authClient returns an HTTP client authenticated for pushing to repo, for
+// the few requests go-containerregistry does not make for us.
+func (s *remoteStore) authClient(ctx context.Context, repo name.Repository) (*http.Client, error) {
+	auth := s.auth
+	if auth == nil {
+		var err error
+		if auth, err = authn.Resolve(ctx, s.keychain, repo); err != nil {
+			return nil, err
+		}
+	}
+	t, err := transport.NewWithContext(ctx, repo.Registry, auth, s.rt, []string{repo.Scope(transport.PushScope)})
+	if err != nil {
+		return nil, err
+	}
+	return &http.Client{Transport: t}, nil
 }

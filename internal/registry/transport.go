@@ -84,7 +84,7 @@ func tlsConfig(e Endpoint) (*tls.Config, error) {
 
 // newTransport returns the base HTTP transport for an endpoint: connections
 // are pooled per host and reused for the whole run.
-func newTransport(e Endpoint) (http.RoundTripper, error) {
+func newTransport(e Endpoint, o Options, l *ledger) (http.RoundTripper, error) {
 	tc, err := tlsConfig(e)
 	if err != nil {
 		return nil, err
@@ -106,6 +106,8 @@ func newTransport(e Endpoint) (http.RoundTripper, error) {
 	}
 	var rt http.RoundTripper = t
 	rt = &plainHTTPGuard{inner: rt, host: e.host(), allowed: e.PlainHTTP || e.SkipTLSVerify}
+	rt = &mannersTransport{inner: rt, m: o.Manners, policy: e.RateLimit, onRate: o.OnRateLimit}
+	rt = &ledgerTransport{inner: rt, l: l}
 	rt = &countingTransport{inner: rt}
 	return rt, nil
 }

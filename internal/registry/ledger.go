@@ -1,0 +1,341 @@
+package registry
+
+import (
+	"context"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+)
+
+// ledger is what a store has learnt about the blobs of its registry during
+// a run. It serves three rules of the copy:
+//
+//   - a blob the registry holds in one repository is mounted into another
+//     (POST ...?mount=DIGEST&from=REPO), not uploaded again;
+//   - the same digest is never uploaded twice at once: a second push of it
+//     waits for the first and then mounts;
+//   - a push that fails cancels the upload sessions it opened, so nothing
+//     half-written is left behind.
+//
+// It learns by watching the target's responses (ledgerTransport): a blob
+// HEAD that answers 200, a mount that answers 201 and an upload whose final
+// PUT answers 201 all prove that a repository holds a digest.
+type ledger struct {
+	mu       sync.Mutex
+	known    map[string]string            // digest -> a repository that holds it
+	inflight map[string]*claim            // digest -> the push uploading it now
+	sessions map[*owner]map[string]string // upload path -> URL to DELETE
+}
+
+// owner identifies one Push; its pointer travels in the request context.
+// It is not zero-sized: Go may give every zero-sized allocation the same
+// address, which would make all pushes one owner.
+type owner struct{ _ byte }
+
+type claim struct {
+	owner *owner
+	done  chan struct{}
+}
+
+type ownerKey struct{}
+
+func newLedger() *ledger {
+	return &ledger{known: map[string]string{}, inflight: map[string]*claim{}, sessions: map[*owner]map[string]string{}}
+}
+
+func ownerOf(ctx context.Context) *owner {
+	o, _ := ctx.Value(ownerKey{}).(*owner)
+	return o
+}
+
+// await returns once no other push is uploading digest d; if nobody holds
+// it yet and no repository is known to have it, the caller takes the claim.
+func (l *ledger) await(ctx context.Context, d string, o *owner) {
+	for {
+		l.mu.Lock()
+		if _, ok := l.known[d]; ok {
+			l.mu.Unlock()
+			return
+		}
+		c := l.inflight[d]
+		if c == nil {
+			l.inflight[d] = &claim{owner: o, done: make(chan struct{})}
+			l.mu.Unlock()
+			return
+		}
+		if c.owner == o {
+			l.mu.Unlock()
+			return
+		}
+		l.mu.Unlock()
+		select {
+		case <-c.done:
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
+// holder returns a repository known to hold d, other than repo.
+func (l *ledger) holder(d, repo string) string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if r := l.known[d]; r != repo {
+		return r
+	}
+	return ""
+}
+
+// learn records that repo holds d and wakes whoever waits for it.
+func (l *ledger) learn(d, repo string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if _, ok := l.known[d]; !ok {
+		l.known[d] = repo
+	}
+	l.releaseLocked(d)
+}
+
+func (l *ledger) releaseLocked(d string) {
+	if c := l.inflight[d]; c != nil {
+		close(c.done)
+		delete(l.inflight, d)
+	}
+}
+
+// finish releases every claim of a push and returns the upload sessions it
+// left open (empty when the push succeeded).
+func (l *ledger) finish(o *owner) []string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for d, c := range l.inflight {
+		if c.owner == o {
+			l.releaseLocked(d)
+		}
+	}
+	var open []string
+	for _, u := range l.sessions[o] {
+		open = append(open, u)
+	}
+	delete(l.sessions, o)
+	return open
+}
+
+// session tracks a push's open upload sessions by path: registries move
+// the session's query (distribution's _state) with every response.
+func (l *ledger) session(o *owner, done string, next *url.URL) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	m := l.sessions[o]
+	if m == nil {
+		m = map[string]string{}
+		l.sessions[o] = m
+	}
+	if done != "" {
+		delete(m, done)
+	}
+	if next != nil {
+		m[next.Path] = next.String()
+	}
+}
+
+// ledgerTransport feeds the ledger from the target's responses.
+type ledgerTransport struct {
+	inner http.RoundTripper
+	l     *ledger
+}
+
+// repoOf extracts the repository from /v2/<repo>/blobs/... paths.
+func repoOf(path, marker string) (string, bool) {
+	p, ok := strings.CutPrefix(path, "/v2/")
+	if !ok {
+		return "", false
+	}
+	i := strings.LastIndex(p, marker)
+	if i <= 0 {
+		return "", false
+	}
+	return p[:i], true
+}
+
+func (t *ledgerTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	resp, err := t.inner.RoundTrip(req)
+	if err != nil {
+		return resp, err
+	}
+	o := ownerOf(req.Context())
+	path := req.URL.Path
+	switch {
+	case req.Method == http.MethodHead && resp.StatusCode == http.StatusOK && !strings.Contains(path, "/blobs/uploads/"):
+		if repo, ok := repoOf(path, "/blobs/"); ok {
+			t.l.learn(path[strings.LastIndex(path, "/")+1:], repo)
+		}
+	case strings.Contains(path, "/blobs/uploads/"):
+		repo, _ := repoOf(path, "/blobs/uploads/")
+		d := req.URL.Query().Get("digest")
+		if req.Method == http.MethodPost {
+			d = req.URL.Query().Get("mount")
+		}
+		if resp.StatusCode == http.StatusCreated && d != "" && repo != "" {
+			t.l.learn(d, repo)
+		}
+		if o == nil {
+			break
+		}
+		done := ""
+		if req.Method != http.MethodPost {
+			done = req.URL.Path
+		}
+		var next *url.URL
+		if resp.StatusCode == http.StatusAccepted {
+			if loc, err := resp.Location(); err == nil {
+				next = loc
+			}
+		}
+		t.l.session(o, done, next)
+	}
+	return resp, nil
+}
+
+// mountable wraps an artifact for pushing to repo so that each layer waits
+// for a concurrent upload of the same digest and is then mounted from
+// whichever repository of the target holds it.
+func (s *remoteStore) mountable(ctx context.Context, repo name.Repository, a *Artifact) *Artifact {
+	w := wrapper{ctx: ctx, s: s, repo: repo, o: ownerOf(ctx)}
+	if a.Index != nil {
+		return &Artifact{Desc: a.Desc, Index: wrappedIndex{a.Index, w}}
+	}
+	return &Artifact{Desc: a.Desc, Image: wrappedImage{a.Image, w}}
+}
+
+type wrapper struct {
+	ctx  context.Context
+	s    *remoteStore
+	repo name.Repository
+	o    *owner
+}
+
+// index is v1.ImageIndex under another name, so wrappedIndex can embed it
+// and still define its own ImageIndex method.
+type index = v1.ImageIndex
+
+type wrappedIndex struct {
+	index
+	w wrapper
+}
+
+func (i wrappedIndex) Image(h v1.Hash) (v1.Image, error) {
+	img, err := i.index.Image(h)
+	if err != nil {
+		return nil, err
+	}
+	return wrappedImage{img, i.w}, nil
+}
+
+func (i wrappedIndex) ImageIndex(h v1.Hash) (v1.ImageIndex, error) {
+	idx, err := i.index.ImageIndex(h)
+	if err != nil {
+		return nil, err
+	}
+	return wrappedIndex{idx, i.w}, nil
+}
+
+type wrappedImage struct {
+	v1.Image
+	w wrapper
+}
+
+func (i wrappedImage) Layers() ([]v1.Layer, error) {
+	ls, err := i.Image.Layers()
+	if err != nil {
+		return nil, err
+	}
+	out := make([]v1.Layer, len(ls))
+	for n, l := range ls {
+		out[n] = i.w.layer(l)
+	}
+	return out, nil
+}
+
+func (i wrappedImage) LayerByDigest(h v1.Hash) (v1.Layer, error) {
+	l, err := i.Image.LayerByDigest(h)
+	if err != nil {
+		return nil, err
+	}
+	return i.w.layer(l), nil
+}
+
+// layer returns l as a go-containerregistry MountableLayer whose mount
+// source is decided late: after waiting for any concurrent upload of the
+// same digest, so the mount finds the blob.
+func (w wrapper) layer(l v1.Layer) v1.Layer {
+	wl := &waitLayer{Layer: l, w: w}
+	return &remote.MountableLayer{Layer: wl, Reference: lateRef{wl}}
+}
+
+type waitLayer struct {
+	v1.Layer
+	w wrapper
+}
+
+func (l *waitLayer) Digest() (v1.Hash, error) {
+	h, err := l.Layer.Digest()
+	if err == nil && l.w.o != nil {
+		l.w.s.ledger.await(l.w.ctx, h.String(), l.w.o)
+	}
+	return h, err
+}
+
+// lateRef is the mount source: a repository of the target known to hold
+// the layer, or the target repository itself (a mount that the registry
+// will refuse, after which the blob is uploaded as usual).
+type lateRef struct{ l *waitLayer }
+
+func (r lateRef) repo() name.Repository {
+	h, err := r.l.Layer.Digest()
+	if err != nil {
+		return r.l.w.repo
+	}
+	if from := r.l.w.s.ledger.holder(h.String(), r.l.w.repo.RepositoryStr()); from != "" {
+		if repo, err := name.NewRepository(r.l.w.repo.RegistryStr()+"/"+from, r.l.w.s.nameOpts...); err == nil {
+			return repo
+		}
+	}
+	return r.l.w.repo
+}
+
+func (r lateRef) Context() name.Repository { return r.repo() }
+func (r lateRef) Identifier() string {
+	h, _ := r.l.Layer.Digest()
+	return h.String()
+}
+func (r lateRef) Name() string               { return r.repo().Name() + "@" + r.Identifier() }
+func (r lateRef) String() string             { return r.Name() }
+func (r lateRef) Scope(action string) string { return r.repo().Scope(action) }
+
+// cancelSessions deletes upload sessions a failed push left open. The
+// registry would expire them eventually; deleting them now means nothing
+// half-written outlives the run.
+func (s *remoteStore) cancelSessions(ctx context.Context, repo name.Repository, urls []string) {
+	if len(urls) == 0 {
+		return
+	}
+	client, err := s.authClient(ctx, repo)
+	if err != nil {
+		return
+	}
+	for _, u := range urls {
+		req, err := http.NewRequestWithContext(context.WithoutCancel(ctx), http.MethodDelete, u, nil)
+		if err != nil {
+			continue
+		}
+		if resp, err := client.Do(req); err == nil {
+			resp.Body.Close()
+		}
+	}
+}

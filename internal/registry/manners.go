@@ -1,0 +1,345 @@
+package registry
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Manners are the network manners shared by every store of a run: how long
+// to wait, how often to retry, how much to hold open at once. The zero value
+// is not useful; start from DefaultManners.
+type Manners struct {
+	// IdleTimeout fails a response body that delivers no byte for this
+	// long (a stalled CDN connection), so the copy can be retried.
+	IdleTimeout time.Duration
+	// MaxManifestSize bounds a manifest response; larger ones are errors.
+	MaxManifestSize int64
+	// MaxTagPages bounds how many pages of a tag list or catalog are
+	// followed (an endless or looping Link header ends in an error).
+	MaxTagPages int
+	// Retry429 is how many times a 429 answer is retried before it is
+	// returned; Backoff429 the first wait when the registry sends no
+	// Retry-After, doubled each time (with jitter) up to MaxWait429.
+	Retry429   int
+	Backoff429 time.Duration
+	MaxWait429 time.Duration
+	// Transfers caps blob downloads in flight across every store that
+	// shares these Manners: the global transfer limit.
+	Transfers int
+
+	// Logger receives waiting notices; nil discards.
+	Logger *slog.Logger
+
+	once  sync.Once
+	gate  chan struct{}
+	hosts sync.Map // host -> *hostState
+}
+
+// DefaultManners returns the manners for production use.
+func DefaultManners() *Manners {
+	return &Manners{
+		IdleTimeout:     2 * time.Minute,
+		MaxManifestSize: 4 << 20,
+		MaxTagPages:     10000,
+		Retry429:        6,
+		Backoff429:      2 * time.Second,
+		MaxWait429:      5 * time.Minute,
+		Transfers:       8,
+	}
+}
+
+func (m *Manners) init() {
+	m.once.Do(func() {
+		if m.Transfers > 0 {
+			m.gate = make(chan struct{}, m.Transfers)
+		}
+		if m.Logger == nil {
+			m.Logger = slog.New(slog.DiscardHandler)
+		}
+	})
+}
+
+// hostState is what we know about one host: when it asked us to come back,
+// and the last rate-limit reading it sent.
+type hostState struct {
+	mu           sync.Mutex
+	blockedUntil time.Time
+	known        bool
+	limit        int
+	remaining    int
+}
+
+func (m *Manners) host(h string) *hostState {
+	v, _ := m.hosts.LoadOrStore(h, &hostState{})
+	return v.(*hostState)
+}
+
+// RateLimit returns the last rate-limit reading seen from host.
+func (m *Manners) RateLimit(host string) (limit, remaining int, ok bool) {
+	st := m.host(host)
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	return st.limit, st.remaining, st.known
+}
+
+// RateLimitPolicy is a source's `rate-limit:` setting: no GET is started
+// while the last known remaining count is below MinRemaining; instead the
+// transport waits Wait and asks again with a HEAD, which costs nothing.
+type RateLimitPolicy struct {
+	MinRemaining int
+	Wait         time.Duration
+}
+
+// mannersTransport applies Manners to the requests of one endpoint.
+type mannersTransport struct {
+	inner  http.RoundTripper
+	m      *Manners
+	policy RateLimitPolicy
+	onRate func(host string, limit, remaining int)
+}
+
+// ErrIdleTimeout is returned when a response body stalls.
+var ErrIdleTimeout = errors.New("connection idle too long")
+
+// ErrTooLarge is returned when a registry response exceeds a bound.
+var ErrTooLarge = errors.New("response too large")
+
+func isBlobGET(req *http.Request) bool {
+	return req.Method == http.MethodGet && strings.Contains(req.URL.Path, "/blobs/")
+}
+
+func isPull(req *http.Request) bool {
+	return req.Method == http.MethodGet && (strings.Contains(req.URL.Path, "/manifests/") || strings.Contains(req.URL.Path, "/blobs/"))
+}
+
+func (t *mannersTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	t.m.init()
+	ctx := req.Context()
+	st := t.m.host(req.URL.Host)
+	if err := t.lowRemainingWait(req, st); err != nil {
+		return nil, err
+	}
+	for attempt := 0; ; attempt++ {
+		if err := waitUntil(ctx, st.blocked()); err != nil {
+			return nil, err
+		}
+		release := func() {}
+		if isBlobGET(req) && t.m.gate != nil {
+			select {
+			case t.m.gate <- struct{}{}:
+				var once sync.Once
+				release = func() { once.Do(func() { <-t.m.gate }) }
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			}
+		}
+		resp, err := t.inner.RoundTrip(req)
+		if err != nil {
+			release()
+			return nil, err
+		}
+		t.observe(req.URL.Host, st, resp)
+		if resp.StatusCode == http.StatusTooManyRequests && attempt < t.m.Retry429 && replayable(req) {
+			wait := retryAfter(resp, t.m.Backoff429<<attempt, t.m.MaxWait429)
+			st.block(wait)
+			resp.Body.Close()
+			release()
+			t.m.Logger.Warn("registry asked to slow down (429); waiting", "registry", req.URL.Host, "duration", wait.Round(time.Millisecond))
+			if req.GetBody != nil {
+				if req.Body, err = req.GetBody(); err != nil {
+					return nil, err
+				}
+			}
+			continue
+		}
+		resp.Body = t.bound(req, resp, release)
+		return resp, nil
+	}
+}
+
+// lowRemainingWait holds a GET back while the host's last rate-limit reading
+// is below the policy's minimum, re-reading it with HEAD requests.
+func (t *mannersTransport) lowRemainingWait(req *http.Request, st *hostState) error {
+	if t.policy.MinRemaining <= 0 || !isPull(req) {
+		return nil
+	}
+	for {
+		st.mu.Lock()
+		low := st.known && st.remaining < t.policy.MinRemaining
+		remaining := st.remaining
+		st.mu.Unlock()
+		if !low {
+			return nil
+		}
+		t.m.Logger.Warn("rate limit remaining below min-remaining; waiting before the next pull",
+			"registry", req.URL.Host, "remaining", remaining, "min_remaining", t.policy.MinRemaining, "duration", t.policy.Wait)
+		if err := waitUntil(req.Context(), time.Now().Add(t.policy.Wait)); err != nil {
+			return err
+		}
+		head := req.Clone(req.Context())
+		head.Method = http.MethodHead
+		head.Body, head.GetBody, head.ContentLength = nil, nil, 0
+		resp, err := t.inner.RoundTrip(head)
+		if err != nil {
+			return err
+		}
+		resp.Body.Close()
+		if !t.observe(req.URL.Host, st, resp) {
+			return nil // the host no longer reports a limit: go ahead
+		}
+	}
+}
+
+// observe records rate-limit headers (Docker Hub's "ratelimit-remaining:
+// 76;w=21600"). It reports whether the response carried a reading.
+func (t *mannersTransport) observe(host string, st *hostState, resp *http.Response) bool {
+	limit, okL := parseRateHeader(resp.Header.Get("Ratelimit-Limit"))
+	remaining, okR := parseRateHeader(resp.Header.Get("Ratelimit-Remaining"))
+	if !okR {
+		return false
+	}
+	st.mu.Lock()
+	st.known, st.remaining = true, remaining
+	if okL {
+		st.limit = limit
+	}
+	limit = st.limit
+	st.mu.Unlock()
+	if t.onRate != nil {
+		t.onRate(host, limit, remaining)
+	}
+	return true
+}
+
+// parseRateHeader reads "100;w=21600" (or a bare "100").
+func parseRateHeader(v string) (int, bool) {
+	v, _, _ = strings.Cut(v, ";")
+	n, err := strconv.Atoi(strings.TrimSpace(v))
+	return n, err == nil && n >= 0
+}
+
+// retryAfter reads Retry-After (seconds or an HTTP date); without one it
+// backs off exponentially with jitter. The wait is capped.
+func retryAfter(resp *http.Response, backoff, max time.Duration) time.Duration {
+	var d time.Duration
+	if v := resp.Header.Get("Retry-After"); v != "" {
+		if s, err := strconv.Atoi(strings.TrimSpace(v)); err == nil && s >= 0 {
+			d = time.Duration(s) * time.Second
+		} else if at, err := http.ParseTime(v); err == nil {
+			d = time.Until(at)
+		}
+	}
+	if d <= 0 {
+		d = backoff/2 + rand.N(backoff/2+1)
+	}
+	return min(d, max)
+}
+
+func replayable(req *http.Request) bool {
+	return req.Body == nil || req.Body == http.NoBody || req.GetBody != nil
+}
+
+func (st *hostState) blocked() time.Time {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	return st.blockedUntil
+}
+
+func (st *hostState) block(d time.Duration) {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if until := time.Now().Add(d); until.After(st.blockedUntil) {
+		st.blockedUntil = until
+	}
+}
+
+func waitUntil(ctx context.Context, t time.Time) error {
+	d := time.Until(t)
+	if d <= 0 {
+		return ctx.Err()
+	}
+	timer := time.NewTimer(d)
+	defer timer.Stop()
+	select {
+	case <-timer.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// bound wraps a response body with the idle timeout, the manifest size
+// bound and the release of the transfer slot.
+func (t *mannersTransport) bound(req *http.Request, resp *http.Response, release func()) io.ReadCloser {
+	var limit int64 = -1
+	if strings.Contains(req.URL.Path, "/manifests/") && resp.StatusCode < 300 {
+		limit = t.m.MaxManifestSize
+		if resp.ContentLength > limit && limit > 0 {
+			resp.Body.Close()
+			release()
+			return io.NopCloser(&errReader{fmt.Errorf("%w: manifest of %d bytes exceeds %d", ErrTooLarge, resp.ContentLength, limit)})
+		}
+	}
+	b := &boundedBody{rc: resp.Body, limit: limit, release: release, idle: t.m.IdleTimeout}
+	if b.idle > 0 {
+		b.timer = time.AfterFunc(b.idle, func() {
+			b.stalled.Store(true)
+			b.rc.Close() // unblocks a Read stuck on the network
+		})
+	}
+	return b
+}
+
+type errReader struct{ err error }
+
+func (e *errReader) Read([]byte) (int, error) { return 0, e.err }
+
+type boundedBody struct {
+	rc      io.ReadCloser
+	limit   int64 // -1: unbounded
+	read    int64
+	release func()
+	idle    time.Duration
+	timer   *time.Timer
+	stalled atomic.Bool
+}
+
+func (b *boundedBody) Read(p []byte) (int, error) {
+	if b.timer != nil {
+		b.timer.Reset(b.idle)
+	}
+	n, err := b.rc.Read(p)
+	b.read += int64(n)
+	if b.stalled.Load() {
+		return n, fmt.Errorf("%w: no data for %s", ErrIdleTimeout, b.idle)
+	}
+	if b.limit >= 0 && b.read > b.limit {
+		return n, fmt.Errorf("%w: manifest exceeds %d bytes", ErrTooLarge, b.limit)
+	}
+	if err != nil {
+		b.stop()
+	}
+	return n, err
+}
+
+func (b *boundedBody) stop() {
+	if b.timer != nil {
+		b.timer.Stop()
+	}
+	b.release()
+}
+
+func (b *boundedBody) Close() error {
+	b.stop()
+	return b.rc.Close()
+}
