@@ -3,6 +3,8 @@ package cli
 import (
 	"fmt"
 	"log/slog"
+	"maps"
+	"slices"
 
 	"github.com/spf13/cobra"
 
@@ -55,9 +57,11 @@ failed (all others were still attempted); 2 usage or configuration error.`,
 			if jobs < 1 {
 				return usageErr("--jobs must be at least 1")
 			}
-			e := engine.New(engine.Options{Logger: log, Jobs: jobs, Registry: registry.Options{Manners: manners(log, cfg.Transfers, transfers)}})
+			m := manners(log, cfg.Transfers, transfers)
+			e := engine.New(engine.Options{Logger: log, Jobs: jobs, Registry: registry.Options{Manners: m}})
 			rep := e.Run(cmd.Context(), tasks)
 			logSummary(log, rep)
+			logPulls(log, m)
 			if rep.Failed() > 0 {
 				return fmt.Errorf("%w: %d failed", ErrSyncFailed, rep.Failed())
 			}
@@ -95,4 +99,18 @@ func manners(log *slog.Logger, fromConfig, fromFlag int) *registry.Manners {
 		m.Transfers = fromFlag
 	}
 	return m
+}
+
+// logPulls says how many pulls (manifest GETs) each registry was charged,
+// with its last rate-limit reading when it sent one.
+func logPulls(log *slog.Logger, m *registry.Manners) {
+	pulls := m.Pulls()
+	hosts := slices.Sorted(maps.Keys(pulls))
+	for _, h := range hosts {
+		attrs := []any{"registry", h, "pulls", pulls[h]}
+		if limit, remaining, ok := m.RateLimit(h); ok {
+			attrs = append(attrs, "ratelimit_limit", limit, "ratelimit_remaining", remaining)
+		}
+		log.Info("pulls spent", attrs...)
+	}
 }

@@ -140,8 +140,14 @@ func TestCopyThenSkipWithoutSourceGETs(t *testing.T) {
 	if n := src.Count(regtest.KindManifestHead); n != 3 {
 		t.Errorf("second run sent %d manifest HEADs to the source, want one per tag (3)", n)
 	}
-	if n := dst.Count(regtest.KindManifestPut) + dst.Count(regtest.KindBlobUpload); n != 0 {
-		t.Errorf("second run wrote %d times to the target", n)
+	if n := src.Count(regtest.KindTagsList); n != 1 {
+		t.Errorf("second run listed tags %d times, want once per repository", n)
+	}
+	if n := dst.Count(regtest.KindManifestHead); n != 3 {
+		t.Errorf("second run sent %d manifest HEADs to the target, want one per tag (3)", n)
+	}
+	if n := dst.Count(regtest.KindManifestPut) + dst.Count(regtest.KindBlobUpload) + dst.Count(regtest.KindManifestGet) + dst.Count(regtest.KindBlobGet); n != 0 {
+		t.Errorf("second run sent %d writes or GETs to the target", n)
 	}
 }
 
@@ -275,8 +281,10 @@ func TestBearerTokenAuth(t *testing.T) {
 	if rep.Failed() != 0 {
 		t.Fatalf("%+v", rep.Results)
 	}
-	if src.Count(regtest.KindToken) == 0 {
-		t.Error("no token was requested from the token server")
+	// Tokens are cached per registry and scope: one repository, one pull
+	// scope, so at most one exchange (plus the ping's) for all three tags.
+	if n := src.Count(regtest.KindToken); n == 0 || n > 2 {
+		t.Errorf("%d token requests for one repository, want 1 or 2", n)
 	}
 }
 

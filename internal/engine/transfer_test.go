@@ -210,3 +210,22 @@ func TestLowRateLimitDelaysGETsNotHEADs(t *testing.T) {
 		t.Error("OnRateLimit was never called")
 	}
 }
+
+func TestPullsAreCountedPerRegistry(t *testing.T) {
+	src, dst := regtest.New(t), regtest.New(t)
+	seed(t, src, "app")
+	src.Reset()
+	m := registry.DefaultManners()
+	e := engine.New(engine.Options{Registry: registry.Options{Manners: m}})
+	task := engine.Task{Name: "t", Source: plain(src), Target: plain(dst), Mappings: []engine.Mapping{{From: "app", To: "app"}}}
+	if rep := e.Run(ctx(t), []engine.Task{task}); rep.Failed() != 0 {
+		t.Fatalf("%+v", rep.Results)
+	}
+	want := src.Count(regtest.KindManifestGet)
+	if got := m.Pulls()[src.Host]; got != want || want == 0 {
+		t.Errorf("pulls counted %d, the source served %d manifest GETs", got, want)
+	}
+	if got := m.Pulls()[dst.Host]; got != 0 {
+		t.Errorf("%d pulls counted at the target", got)
+	}
+}

@@ -45,6 +45,22 @@ type Manners struct {
 	hosts sync.Map // host -> *hostState
 }
 
+// Pulls returns, per host, how many manifests were fetched with GET: what
+// Docker Hub counts against its pull limit (HEADs and blobs are free).
+func (m *Manners) Pulls() map[string]int {
+	out := map[string]int{}
+	m.hosts.Range(func(k, v any) bool {
+		st := v.(*hostState)
+		st.mu.Lock()
+		if st.pulls > 0 {
+			out[k.(string)] = st.pulls
+		}
+		st.mu.Unlock()
+		return true
+	})
+	return out
+}
+
 // DefaultManners returns the manners for production use.
 func DefaultManners() *Manners {
 	return &Manners{
@@ -77,6 +93,7 @@ type hostState struct {
 	known        bool
 	limit        int
 	remaining    int
+	pulls        int
 }
 
 func (m *Manners) host(h string) *hostState {
@@ -149,6 +166,11 @@ func (t *mannersTransport) RoundTrip(req *http.Request) (*http.Response, error) 
 			return nil, err
 		}
 		t.observe(req.URL.Host, st, resp)
+		if req.Method == http.MethodGet && resp.StatusCode == http.StatusOK && strings.Contains(req.URL.Path, "/manifests/") {
+			st.mu.Lock()
+			st.pulls++
+			st.mu.Unlock()
+		}
 		if resp.StatusCode == http.StatusTooManyRequests && attempt < t.m.Retry429 && replayable(req) {
 			wait := retryAfter(resp, t.m.Backoff429<<attempt, t.m.MaxWait429)
 			st.block(wait)
