@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
+	"os"
+	"path/filepath"
 	"slices"
 
 	"github.com/spf13/cobra"
@@ -14,10 +16,11 @@ import (
 
 func newSyncCmd(g *globals) *cobra.Command {
 	var (
-		cfgPath   string
-		task      string
-		jobs      int
-		transfers int
+		cfgPath       string
+		task          string
+		jobs          int
+		transfers     int
+		platformCache string
 	)
 	cmd := &cobra.Command{
 		Use:   "sync --config FILE",
@@ -58,7 +61,7 @@ failed (all others were still attempted); 2 usage or configuration error.`,
 				return usageErr("--jobs must be at least 1")
 			}
 			m := manners(log, cfg.Transfers, transfers)
-			e := engine.New(engine.Options{Logger: log, Jobs: jobs, Registry: registry.Options{Manners: m}})
+			e := engine.New(engine.Options{Logger: log, Jobs: jobs, Registry: registry.Options{Manners: m}, PlatformCache: platformCache})
 			rep := e.Run(cmd.Context(), tasks)
 			logSummary(log, rep)
 			logPulls(log, m)
@@ -72,6 +75,7 @@ failed (all others were still attempted); 2 usage or configuration error.`,
 	f.StringVarP(&cfgPath, "config", "c", "", "configuration file (dregsy format or a superset)")
 	f.StringVar(&task, "task", "", "run only tasks whose name fully matches this regex")
 	f.IntVarP(&jobs, "jobs", "j", 4, "images copied in parallel")
+	f.StringVar(&platformCache, "platform-cache", defaultPlatformCache(), "file remembering which image each multi-arch index holds per platform, so `platform:` mappings cost no pull when current (\"\" to disable)")
 	f.IntVar(&transfers, "transfers", 0, "blob transfers in flight across all tasks (default: the config's `transfers`, else 8)")
 	return cmd
 }
@@ -113,4 +117,14 @@ func logPulls(log *slog.Logger, m *registry.Manners) {
 		}
 		log.Info("pulls spent", attrs...)
 	}
+}
+
+// defaultPlatformCache is $XDG_CACHE_HOME/regmirror/platforms.json (or the
+// platform's equivalent); "" when there is no cache directory.
+func defaultPlatformCache() string {
+	dir, err := os.UserCacheDir()
+	if err != nil {
+		return ""
+	}
+	return filepath.Join(dir, "regmirror", "platforms.json")
 }

@@ -60,6 +60,10 @@ type Options struct {
 	// attempts, doubled each time (default 2s).
 	Attempts  int
 	RetryWait time.Duration
+	// PlatformCache is a file remembering which image each multi-arch
+	// index holds per platform, so `platform:` mappings cost no manifest
+	// GET when nothing changed ("" keeps it in memory only).
+	PlatformCache string
 	// OnResult, if set, is called once per finished image (from several
 	// goroutines at once): the daemon feeds its metrics from it.
 	OnResult func(Result)
@@ -73,6 +77,7 @@ type Engine struct {
 	attempts  int
 	retryWait time.Duration
 	onResult  func(Result)
+	platforms *platformCache
 	ropt      registry.Options
 	open      func(registry.Endpoint, registry.Options) (registry.Store, error)
 
@@ -103,7 +108,7 @@ func New(o Options) *Engine {
 		o.Registry.Manners = registry.DefaultManners()
 		o.Registry.Manners.Logger = o.Logger
 	}
-	return &Engine{log: o.Logger, jobs: o.Jobs, attempts: o.Attempts, retryWait: o.RetryWait, onResult: o.OnResult, ropt: o.Registry, open: o.Open, stores: map[string]registry.Store{}}
+	return &Engine{log: o.Logger, jobs: o.Jobs, attempts: o.Attempts, retryWait: o.RetryWait, onResult: o.OnResult, platforms: newPlatformCache(o.PlatformCache), ropt: o.Registry, open: o.Open, stores: map[string]registry.Store{}}
 }
 
 func (e *Engine) store(ep registry.Endpoint) (registry.Store, error) {
@@ -234,6 +239,9 @@ func (e *Engine) Run(ctx context.Context, tasks []Task) *Report {
 	for _, i := range order {
 		rep.Results = append(rep.Results, results[i])
 	}
+	if err := e.platforms.save(); err != nil {
+		e.log.Warn("could not save the platform cache", "error", err)
+	}
 	return rep
 }
 
@@ -360,19 +368,37 @@ func (e *Engine) syncImage(ctx context.Context, j *job) (Status, string, int64, 
 		want, wantIsIndex = sd.Digest.String(), sd.MediaType.IsIndex()
 	}
 
-	var art *registry.Artifact
-	if m.Platform != nil && (wantIsIndex || j.ref.Digest != "") {
-		// The platform's own digest is only in the index manifest, so it
-		// has to be fetched before the comparison.
+	// fetch returns what to copy: the manifest behind the reference or,
+	// for a platform mapping, that platform's image out of the index.
+	platform := ""
+	if m.Platform != nil {
+		platform = m.Platform.String()
+	}
+	fetch := func() (*registry.Artifact, error) {
 		a, err := j.src.Fetch(ctx, m.From, srcRef)
-		if err != nil {
-			return "", "", 0, fmt.Errorf("source %s: %w", j.srcR, err)
+		if err != nil || m.Platform == nil {
+			return a, err
 		}
-		art, err = registry.SelectPlatform(a, *m.Platform)
-		if err != nil {
-			return "", "", 0, fmt.Errorf("source %s: %w", j.srcR, err)
+		img, err := registry.SelectPlatform(a, *m.Platform)
+		if err == nil && a.Index != nil {
+			e.platforms.put(a.Desc.Digest.String(), platform, img.Desc.Digest.String())
 		}
-		want = art.Desc.Digest.String()
+		return img, err
+	}
+
+	var art *registry.Artifact
+	if m.Platform != nil {
+		if cached, ok := e.platforms.get(want, platform); ok {
+			want = cached
+		} else if wantIsIndex || j.ref.Digest != "" {
+			// The platform's own digest is only in the index manifest,
+			// so it has to be fetched (once: then it is cached).
+			var err error
+			if art, err = fetch(); err != nil {
+				return "", "", 0, fmt.Errorf("source %s: %w", j.srcR, err)
+			}
+			want = art.Desc.Digest.String()
+		}
 	}
 
 	td, err := j.dst.Head(ctx, m.To, dstRef)
@@ -384,15 +410,13 @@ func (e *Engine) syncImage(ctx context.Context, j *job) (Status, string, int64, 
 	}
 
 	if art == nil {
-		art, err = j.src.Fetch(ctx, m.From, srcRef)
-		if err != nil {
+		if art, err = fetch(); err != nil {
 			return "", "", 0, fmt.Errorf("source %s: %w", j.srcR, err)
 		}
 		if got := art.Desc.Digest.String(); got != want {
-			// The tag moved between HEAD and GET, or the pinned digest
-			// is not what the source serves; either way, copy what was
-			// fetched only if it is what was asked for.
-			if j.ref.Digest != "" {
+			// The tag moved between HEAD and GET: copy what was fetched.
+			// A pinned digest that the source does not serve is an error.
+			if j.ref.Digest != "" && m.Platform == nil {
 				return "", "", 0, fmt.Errorf("source %s: served %s, want %s", j.srcR, got, want)
 			}
 			want = got

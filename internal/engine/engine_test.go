@@ -330,3 +330,43 @@ func TestLayoutRoundTrip(t *testing.T) {
 		}
 	}
 }
+
+func TestPlatformMappingCostsNoGETOnceCached(t *testing.T) {
+	src, dst := regtest.New(t), regtest.New(t)
+	seed(t, src, "app")
+	p := arm64
+	cache := filepath.Join(t.TempDir(), "platforms.json")
+	task := engine.Task{Name: "t", Source: plain(src), Target: plain(dst), Mappings: []engine.Mapping{
+		{From: "app", To: "app", Tags: tags(t, "1.1", "latest"), Platform: &p},
+	}}
+	// Two separate engines, as two cron runs of `sync` would be.
+	for i, want := range []engine.Status{engine.Copied, engine.Skipped} {
+		src.Reset()
+		rep := engine.New(engine.Options{PlatformCache: cache}).Run(ctx(t), []engine.Task{task})
+		for tag, s := range statuses(rep) {
+			if s != want {
+				t.Errorf("run %d: %s %s, want %s", i+1, tag, s, want)
+			}
+		}
+		if i == 1 {
+			if n := src.Count(regtest.KindManifestGet) + src.Count(regtest.KindBlobGet); n != 0 {
+				t.Errorf("second run sent %d GETs to the source: %v", n, src.Requests())
+			}
+		}
+	}
+	// A moved tag is still noticed: point latest at another index.
+	imagegen.Push(t, src.Ref("app:latest"), imagegen.Index(99, []v1.Platform{amd64, arm64}, 1, 256))
+	rep := engine.New(engine.Options{PlatformCache: cache}).Run(ctx(t), []engine.Task{task})
+	if s := statuses(rep)["latest"]; s != engine.Copied {
+		t.Errorf("moved tag: %s, want copied", s)
+	}
+	idx, err := remote.Index(parse(t, src.Ref("app:latest")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	im, _ := idx.IndexManifest()
+	d, _ := registry.PlatformDescriptor(im, arm64)
+	if got := digestOf(t, dst.Ref("app:latest")); got != d.Digest.String() {
+		t.Errorf("target holds %s, want the new arm64 image %s", got, d.Digest)
+	}
+}
