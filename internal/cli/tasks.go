@@ -54,7 +54,7 @@ func engineTasks(tasks []config.Task) ([]engine.Task, error) {
 	for _, t := range tasks {
 		et := engine.Task{Name: t.Name, Source: endpoint(t.Source), Target: endpoint(t.Target)}
 		for _, m := range t.Mappings {
-			em := engine.Mapping{From: m.From, To: m.To, Tags: m.Tags}
+			em := engine.Mapping{From: m.From, To: m.To, Tags: m.Tags, Referrers: m.Referrers}
 			if m.Platform != "" && m.Platform != "all" {
 				p, err := v1.ParsePlatform(m.Platform)
 				if err != nil {

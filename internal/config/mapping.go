@@ -28,7 +28,7 @@ func (l *loader) mapping(item *yaml.Node, i int) (Mapping, bool) {
 	}
 	m := Mapping{Line: n.Line}
 	if isNull(n) || n.Kind != yaml.MappingNode {
-		l.errorf(n.Line, "mappings[%d] must be a mapping with from (and to, tags, platform), not %s", i, kindName(n))
+		l.errorf(n.Line, "mappings[%d] must be a mapping with from (and to, tags, platform, referrers), not %s", i, kindName(n))
 		return m, false
 	}
 	nerrs := len(l.errs)
@@ -41,6 +41,9 @@ func (l *loader) mapping(item *yaml.Node, i int) (Mapping, bool) {
 		"to":       func(key, val *yaml.Node) { to = l.str(key, val, what) },
 		"platform": func(key, val *yaml.Node) { platform = l.str(key, val, what) },
 		"tags":     func(key, val *yaml.Node) { tagsKey, tagsVal = key, val },
+		// Ours: also copy what is attached to each image (signatures,
+		// attestations, SBOMs).
+		"referrers": func(key, val *yaml.Node) { m.Referrers = l.boolean(key, val, what) },
 	})
 
 	// from

@@ -142,6 +142,10 @@ type Mapping struct {
 	// Platform is "" (copy the whole index byte for byte), "all" (the
 	// same) or "os/arch[/variant]".
 	Platform string
+	// Referrers also copies what is attached to each copied image:
+	// OCI referrers (signatures, attestations, SBOMs with a subject) and
+	// cosign's sha256-<hex>.sig/.att/.sbom tags (ours).
+	Referrers bool
 
 	Line int
 }

@@ -43,6 +43,9 @@ type Mapping struct {
 	// Platform, when set, copies only that platform's image of a
 	// multi-arch tag. Nil copies the whole index byte for byte.
 	Platform *v1.Platform
+	// Referrers also copies what is attached to each image: OCI
+	// referrers and cosign's .sig/.att/.sbom tags (see attach.go).
+	Referrers bool
 }
 
 // Options configure an Engine.
@@ -146,7 +149,10 @@ type Result struct {
 	Status   Status
 	Bytes    int64
 	Duration time.Duration
-	Err      error
+	// Attachments counts the signatures, attestations and SBOMs copied
+	// with the image (mappings with Referrers only).
+	Attachments int
+	Err         error
 }
 
 // Report is the outcome of a run, in task, mapping and tag order.
@@ -296,6 +302,11 @@ func (e *Engine) planMapping(ctx context.Context, ti, mi int, t *Task, m *Mappin
 		if err != nil {
 			return fail(err)
 		}
+		if m.Referrers {
+			// Attachment tags travel with their subject, not as
+			// images of their own.
+			available = slices.DeleteFunc(available, registry.IsAttachmentTag)
+		}
 	}
 	selected := tags.Select(available)
 	jobs := make([]job, 0, len(selected))
@@ -326,8 +337,10 @@ func (e *Engine) runJob(ctx context.Context, j *job) Result {
 		wait := e.retryWait
 		for attempt := 1; ; attempt++ {
 			var n int64
-			r.Status, r.Digest, n, err = e.syncImage(ctx, j)
+			var att int
+			r.Status, r.Digest, n, att, err = e.syncImage(ctx, j)
 			r.Bytes += n
+			r.Attachments += att
 			if err == nil || attempt >= e.attempts || !registry.Retryable(err) || ctx.Err() != nil {
 				break
 			}
@@ -342,6 +355,9 @@ func (e *Engine) runJob(ctx context.Context, j *job) Result {
 	r.Duration = time.Since(start)
 	attrs := []any{"task", r.Task, "source", r.Source, "target", r.Target, "tag", r.Tag,
 		"digest", r.Digest, "bytes", r.Bytes, "duration", r.Duration.Round(time.Millisecond)}
+	if j.mapping.Referrers {
+		attrs = append(attrs, "attachments", r.Attachments)
+	}
 	if err != nil {
 		r.Status, r.Err = Failed, err
 		e.log.Error("failed", append(attrs, "error", err)...)
@@ -351,8 +367,30 @@ func (e *Engine) runJob(ctx context.Context, j *job) Result {
 	return r
 }
 
-// syncImage makes the target hold what the source holds for one reference.
-func (e *Engine) syncImage(ctx context.Context, j *job) (Status, string, int64, error) {
+// syncImage makes the target hold what the source holds for one reference
+// and, when the mapping asks for it, what is attached to it. It returns the
+// status, the digest now on the target, the bytes written and the number of
+// attachments copied.
+func (e *Engine) syncImage(ctx context.Context, j *job) (Status, string, int64, int, error) {
+	st, digest, n, err := e.syncManifest(ctx, j)
+	if err != nil || !j.mapping.Referrers {
+		return st, digest, n, 0, err
+	}
+	// Attachments are checked on every run, also when the image was
+	// skipped: a signature may be added to an image that did not change.
+	att, an, err := e.syncAttachments(ctx, j, digest)
+	n += an
+	if err != nil {
+		return st, digest, n, att, err
+	}
+	if att > 0 {
+		st = Copied
+	}
+	return st, digest, n, att, nil
+}
+
+// syncManifest makes the target hold what the source holds for one reference.
+func (e *Engine) syncManifest(ctx context.Context, j *job) (Status, string, int64, error) {
 	m := j.mapping
 	srcRef, dstRef := j.ref.Source(), j.ref.Target()
 
