@@ -6,6 +6,7 @@ import (
 	"net/url"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -325,17 +326,48 @@ func (s *remoteStore) cancelSessions(ctx context.Context, repo name.Repository, 
 	if len(urls) == 0 {
 		return
 	}
+	// The push failed, maybe because ctx ended: the clean-up still runs,
+	// briefly.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	defer cancel()
 	client, err := s.authClient(ctx, repo)
 	if err != nil {
 		return
 	}
 	for _, u := range urls {
-		req, err := http.NewRequestWithContext(context.WithoutCancel(ctx), http.MethodDelete, u, nil)
-		if err != nil {
-			continue
-		}
-		if resp, err := client.Do(req); err == nil {
-			resp.Body.Close()
-		}
+		cancelSession(ctx, client, u)
 	}
+}
+
+// cancelSession deletes one upload session. The URL we hold may carry a
+// stale state (distribution's _state records the offset, and a request cut
+// in the middle moved it): the registry then refuses the DELETE (416
+// RANGE_INVALID), so the session's current URL is asked for with a GET, as
+// the distribution spec allows, and the DELETE is sent there.
+func cancelSession(ctx context.Context, client *http.Client, u string) {
+	do := func(method, u string) (*http.Response, error) {
+		req, err := http.NewRequestWithContext(ctx, method, u, nil)
+		if err != nil {
+			return nil, err
+		}
+		resp, err := client.Do(req)
+		if err != nil {
+			return nil, err
+		}
+		resp.Body.Close()
+		return resp, nil
+	}
+	resp, err := do(http.MethodDelete, u)
+	if err != nil || resp.StatusCode < 300 || resp.StatusCode == http.StatusNotFound {
+		return
+	}
+	status, err := do(http.MethodGet, u)
+	if err != nil || status.StatusCode != http.StatusNoContent {
+		return
+	}
+	loc, err := status.Location()
+	if err != nil {
+		return
+	}
+	_, _ = do(http.MethodDelete, loc.String())
 }
