@@ -27,6 +27,9 @@ type Manners struct {
 	// MaxTagPages bounds how many pages of a tag list or catalog are
 	// followed (an endless or looping Link header ends in an error).
 	MaxTagPages int
+	// MaxListSize bounds one page of a tag list or catalog: an endless
+	// JSON array ends in an error instead of filling memory.
+	MaxListSize int64
 	// Retry429 is how many times a 429 answer is retried before it is
 	// returned; Backoff429 the first wait when the registry sends no
 	// Retry-After, doubled each time (with jitter) up to MaxWait429.
@@ -67,6 +70,7 @@ func DefaultManners() *Manners {
 		IdleTimeout:     2 * time.Minute,
 		MaxManifestSize: 4 << 20,
 		MaxTagPages:     10000,
+		MaxListSize:     32 << 20,
 		Retry429:        6,
 		Backoff429:      2 * time.Second,
 		MaxWait429:      5 * time.Minute,
@@ -300,19 +304,34 @@ func waitUntil(ctx context.Context, t time.Time) error {
 	}
 }
 
-// bound wraps a response body with the idle timeout, the manifest size
-// bound and the release of the transfer slot.
+// maxErrorBody is how much of an error response is read: enough for any
+// registry's JSON errors. The rest is dropped, so a huge or endless error
+// body neither fills memory nor hides the status code.
+const maxErrorBody = 16 << 10
+
+// bound wraps a response body with the idle timeout, the size bounds and
+// the release of the transfer slot.
 func (t *mannersTransport) bound(req *http.Request, resp *http.Response, release func()) io.ReadCloser {
 	var limit int64 = -1
-	if strings.Contains(req.URL.Path, "/manifests/") && resp.StatusCode < 300 {
-		limit = t.m.MaxManifestSize
-		if resp.ContentLength > limit && limit > 0 {
-			resp.Body.Close()
-			release()
-			return io.NopCloser(&errReader{fmt.Errorf("%w: manifest of %d bytes exceeds %d", ErrTooLarge, resp.ContentLength, limit)})
-		}
+	truncate := false
+	what := ""
+	switch {
+	case resp.StatusCode >= 400:
+		limit, truncate = maxErrorBody, true
+	case strings.Contains(req.URL.Path, "/manifests/") && resp.StatusCode < 300:
+		limit, what = t.m.MaxManifestSize, "manifest"
+	case (strings.HasSuffix(req.URL.Path, "/tags/list") || strings.HasSuffix(req.URL.Path, "/_catalog")) && resp.StatusCode < 300:
+		limit, what = t.m.MaxListSize, "tag list page"
 	}
-	b := &boundedBody{rc: resp.Body, limit: limit, release: release, idle: t.m.IdleTimeout}
+	if limit <= 0 {
+		limit = -1
+	}
+	if !truncate && limit > 0 && resp.ContentLength > limit {
+		resp.Body.Close()
+		release()
+		return io.NopCloser(&errReader{fmt.Errorf("%w: %s of %d bytes exceeds %d", ErrTooLarge, what, resp.ContentLength, limit)})
+	}
+	b := &boundedBody{rc: resp.Body, limit: limit, truncate: truncate, what: what, release: release, idle: t.m.IdleTimeout}
 	if b.idle > 0 {
 		b.timer = time.AfterFunc(b.idle, func() {
 			b.stalled.Store(true)
@@ -327,26 +346,35 @@ type errReader struct{ err error }
 func (e *errReader) Read([]byte) (int, error) { return 0, e.err }
 
 type boundedBody struct {
-	rc      io.ReadCloser
-	limit   int64 // -1: unbounded
-	read    int64
-	release func()
-	idle    time.Duration
-	timer   *time.Timer
-	stalled atomic.Bool
+	rc       io.ReadCloser
+	limit    int64 // -1: unbounded
+	truncate bool  // at the limit, end the body instead of failing
+	what     string
+	read     int64
+	release  func()
+	idle     time.Duration
+	timer    *time.Timer
+	stalled  atomic.Bool
 }
 
 func (b *boundedBody) Read(p []byte) (int, error) {
 	if b.timer != nil {
 		b.timer.Reset(b.idle)
 	}
+	if b.truncate && b.read >= b.limit {
+		b.stop()
+		return 0, io.EOF
+	}
+	if b.truncate && int64(len(p)) > b.limit-b.read {
+		p = p[:b.limit-b.read]
+	}
 	n, err := b.rc.Read(p)
 	b.read += int64(n)
 	if b.stalled.Load() {
 		return n, fmt.Errorf("%w: no data for %s", ErrIdleTimeout, b.idle)
 	}
-	if b.limit >= 0 && b.read > b.limit {
-		return n, fmt.Errorf("%w: manifest exceeds %d bytes", ErrTooLarge, b.limit)
+	if !b.truncate && b.limit >= 0 && b.read > b.limit {
+		return n, fmt.Errorf("%w: %s exceeds %d bytes", ErrTooLarge, b.what, b.limit)
 	}
 	if err != nil {
 		b.stop()
