@@ -77,6 +77,7 @@ func endpoint(l config.Location) registry.Endpoint {
 		CAFile:        l.CAFile,
 		CertsDir:      l.CertsDir,
 		Anonymous:     l.AuthNone,
+		AuthRefresh:   l.AuthRefresh,
 		RateLimit:     registry.RateLimitPolicy{MinRemaining: l.RateLimit.MinRemaining, Wait: l.RateLimit.Wait},
 	}
 	if l.Auth != nil {

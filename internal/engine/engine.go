@@ -105,6 +105,9 @@ func New(o Options) *Engine {
 	if o.RetryWait <= 0 {
 		o.RetryWait = 2 * time.Second
 	}
+	if o.Registry.Logger == nil {
+		o.Registry.Logger = o.Logger
+	}
 	if o.Registry.Manners == nil {
 		// One set of manners for every store: the transfer limit and the
 		// per-host waits are global to the engine.

@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"strings"
+	"time"
 )
 
 // Endpoint says how to reach one registry or OCI layout. It is built by the
@@ -31,6 +32,11 @@ type Endpoint struct {
 	Password string
 	// Anonymous forces anonymous access (dregsy's `auth: none`).
 	Anonymous bool
+	// AuthRefresh re-resolves keychain credentials (docker config.json,
+	// ECR, Google) once they are this old (dregsy's auth-refresh). Zero:
+	// DefaultECRRefresh for ECR, never for other registries. Explicit
+	// Username/Password are never refreshed.
+	AuthRefresh time.Duration
 
 	// RateLimit holds pulls back while the registry's remaining
 	// allowance is low (Docker Hub's ratelimit-remaining header).
@@ -44,7 +50,7 @@ func (e Endpoint) Key() string {
 	pw := sha256.Sum256([]byte(e.Password))
 	return strings.Join([]string{e.Registry, boolStr(e.PlainHTTP), boolStr(e.SkipTLSVerify),
 		e.CAFile, e.CertsDir, e.Username, hex.EncodeToString(pw[:]), boolStr(e.Anonymous),
-		fmt.Sprint(e.RateLimit)}, "\x00")
+		fmt.Sprint(e.RateLimit), e.AuthRefresh.String()}, "\x00")
 }
 
 func boolStr(b bool) string {

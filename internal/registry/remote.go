@@ -3,8 +3,10 @@ package registry
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"sync/atomic"
+	"time"
 
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
@@ -20,8 +22,14 @@ type Options struct {
 	// UserAgent is sent with every request.
 	UserAgent string
 	// Keychain resolves credentials when an endpoint has none of its own
-	// (default: docker's config.json with credential helpers).
+	// (default: docker's config.json with credential helpers, then the
+	// cloud keychain for ECR and Google hosts; see CloudHelper).
 	Keychain authn.Keychain
+	// Now is the clock for credential refresh (tests inject one).
+	Now func() time.Time
+	// Logger receives debug lines from cloud credential helpers; nil
+	// discards.
+	Logger *slog.Logger
 	// Retry overrides the request retry policy (tests make it fast).
 	Retry *Retry
 	// OnRateLimit, if set, is called with every rate-limit reading a
@@ -93,7 +101,18 @@ func Open(ep Endpoint, o Options) (Store, error) {
 	default:
 		store.keychain = o.Keychain
 		if store.keychain == nil {
-			store.keychain = authn.DefaultKeychain
+			store.keychain = cloudKeychain(host, helperLog(o.Logger, host))
+		}
+		every := ep.AuthRefresh
+		if every <= 0 && CloudHelper(host) == "ecr" {
+			every = DefaultECRRefresh
+		}
+		if every > 0 {
+			reg, err := name.NewRegistry(host, nameOpts...)
+			if err != nil {
+				return nil, fmt.Errorf("registry %q: %w", ep.Registry, err)
+			}
+			store.auth = newRefreshingAuth(store.keychain, reg, every, o.Now)
 		}
 	}
 	if store.auth != nil {
