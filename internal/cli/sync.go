@@ -16,8 +16,7 @@ import (
 
 func newSyncCmd(g *globals) *cobra.Command {
 	var (
-		cfgPath       string
-		task          string
+		tf            taskFlags
 		jobs          int
 		transfers     int
 		platformCache string
@@ -38,22 +37,17 @@ failed (all others were still attempted); 2 usage or configuration error.`,
   regmirror sync --config dregsy.yaml
 
   # only the tasks whose name matches a regex, as JSON logs
-  regmirror sync --config dregsy.yaml --task 'sync_spaceone_.*' --log-format json`,
+  regmirror sync --config dregsy.yaml --task 'sync_spaceone_.*' --log-format json
+
+  # pod 2 of an Indexed Job with 3 completions runs its third of the tasks
+  regmirror sync --config /config.yaml --shard "$JOB_COMPLETION_INDEX/3"`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			log, err := g.logger("text")
 			if err != nil {
 				return err
 			}
-			cfg, err := loadConfig(cfgPath, log)
-			if err != nil {
-				return err
-			}
-			selected, err := selectTasks(cfg, task)
-			if err != nil {
-				return err
-			}
-			tasks, err := engineTasks(selected)
+			cfg, tasks, err := tf.load(log)
 			if err != nil {
 				return err
 			}
@@ -72,8 +66,7 @@ failed (all others were still attempted); 2 usage or configuration error.`,
 		},
 	}
 	f := cmd.Flags()
-	f.StringVarP(&cfgPath, "config", "c", "", "configuration file (dregsy format or a superset)")
-	f.StringVar(&task, "task", "", "run only tasks whose name fully matches this regex")
+	tf.register(f)
 	f.IntVarP(&jobs, "jobs", "j", 4, "images copied in parallel")
 	f.StringVar(&platformCache, "platform-cache", defaultPlatformCache(), "file remembering which image each multi-arch index holds per platform, so `platform:` mappings cost no pull when current (\"\" to disable)")
 	f.IntVar(&transfers, "transfers", 0, "blob transfers in flight across all tasks (default: the config's `transfers`, else 8)")

@@ -5,11 +5,60 @@ import (
 	"regexp"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/spf13/pflag"
 
 	"github.com/regmirror/regmirror/internal/config"
 	"github.com/regmirror/regmirror/internal/engine"
 	"github.com/regmirror/regmirror/internal/registry"
+	"github.com/regmirror/regmirror/internal/shard"
 )
+
+// taskFlags are the flags that choose what a run works on, shared by sync,
+// plan and check: the config file, --task and --shard.
+type taskFlags struct {
+	cfgPath string
+	task    string
+	shard   string
+}
+
+func (f *taskFlags) register(fs *pflag.FlagSet) {
+	fs.StringVarP(&f.cfgPath, "config", "c", "", "configuration file (dregsy format or a superset)")
+	fs.StringVar(&f.task, "task", "", "run only tasks whose name fully matches this regex")
+	fs.StringVar(&f.shard, "shard", "", "run only the tasks this shard owns, INDEX/COUNT counting from 0 (e.g. $(JOB_COMPLETION_INDEX)/3): each task belongs to exactly one shard by a stable hash of its name")
+}
+
+// load loads the config and returns it with the engine tasks selected by
+// --task and --shard. A shard that owns no task is not an error: an Indexed
+// Job may have more pods than tasks.
+func (f *taskFlags) load(log *slog.Logger) (*config.Config, []engine.Task, error) {
+	spec, err := shard.Parse(f.shard)
+	if err != nil {
+		return nil, nil, usageErr("--shard: %v", err)
+	}
+	cfg, err := loadConfig(f.cfgPath, log)
+	if err != nil {
+		return nil, nil, err
+	}
+	selected, err := selectTasks(cfg, f.task)
+	if err != nil {
+		return nil, nil, err
+	}
+	if spec.Count > 0 {
+		var owned []config.Task
+		for _, t := range selected {
+			if spec.Owns(t.Name) {
+				owned = append(owned, t)
+			}
+		}
+		log.Info("shard", "shard", spec.String(), "tasks", len(owned), "of", len(selected))
+		selected = owned
+	}
+	tasks, err := engineTasks(selected)
+	if err != nil {
+		return nil, nil, err
+	}
+	return cfg, tasks, nil
+}
 
 // loadConfig loads and validates a configuration file and says once, at
 // info level, that dregsy's relay setting does not change how we copy.

@@ -1,0 +1,88 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/regmirror/regmirror/internal/shard"
+)
+
+// shardConfig writes a config of n tasks, each copying one tiny image out of
+// the repository's example OCI layout into its own layout under dir.
+func shardConfig(t *testing.T, dir string, n int) string {
+	t.Helper()
+	src, err := filepath.Abs("../../examples/oci-source")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b strings.Builder
+	b.WriteString("tasks:\n")
+	for i := range n {
+		fmt.Fprintf(&b, `  - name: task-%d
+    source: {registry: "oci:%s"}
+    target: {registry: "oci:%s"}
+    mappings:
+      - from: library/hello
+        tags: [1.0.0]
+`, i, src, filepath.Join(dir, fmt.Sprintf("t%d", i)))
+	}
+	p := filepath.Join(dir, "config.yaml")
+	if err := os.WriteFile(p, []byte(b.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// Running every shard of 3 syncs each task exactly once, in the shard the
+// hash says.
+func TestSyncShardsPartitionTasks(t *testing.T) {
+	const tasks, count = 7, 3
+	dir := t.TempDir()
+	cfg := shardConfig(t, dir, tasks)
+	for i := range count {
+		var out, errb bytes.Buffer
+		before := layouts(dir, tasks)
+		err := Execute(context.Background(), []string{"sync", "--config", cfg, "--shard", fmt.Sprintf("%d/%d", i, count), "--platform-cache", ""},
+			strings.NewReader(""), &out, &errb)
+		if err != nil {
+			t.Fatalf("shard %d/%d: %v\n%s", i, count, err, errb.String())
+		}
+		after := layouts(dir, tasks)
+		for k := range tasks {
+			owned := shard.Of(fmt.Sprintf("task-%d", k), count) == i
+			if got := after[k] && !before[k]; got != owned {
+				t.Errorf("shard %d/%d: task-%d written = %v, want %v", i, count, k, got, owned)
+			}
+		}
+	}
+	for k, ok := range layouts(dir, tasks) {
+		if !ok {
+			t.Errorf("task-%d was run by no shard", k)
+		}
+	}
+}
+
+func layouts(dir string, n int) []bool {
+	out := make([]bool, n)
+	for k := range n {
+		_, err := os.Stat(filepath.Join(dir, fmt.Sprintf("t%d", k), "index.json"))
+		out[k] = err == nil
+	}
+	return out
+}
+
+func TestShardFlagRejectsBadSpec(t *testing.T) {
+	cfg := shardConfig(t, t.TempDir(), 1)
+	for _, spec := range []string{"3/3", "x", "1/0"} {
+		var out, errb bytes.Buffer
+		err := Execute(context.Background(), []string{"sync", "--config", cfg, "--shard", spec}, strings.NewReader(""), &out, &errb)
+		if ExitCode(err) != ExitUsage || !strings.Contains(errb.String(), "--shard") {
+			t.Errorf("--shard %s: exit %d, stderr %q; want exit 2 naming --shard", spec, ExitCode(err), errb.String())
+		}
+	}
+}
