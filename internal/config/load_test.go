@@ -233,6 +233,18 @@ func TestLoadOK(t *testing.T) {
 					t.Errorf("interval %v", c.Tasks[0].Interval)
 				}
 			}},
+		{"schedule cron", task(`    schedule: "*/2 * * * * *"`, "    interval: 0"),
+			func(t *testing.T, c *Config) {
+				if c.Tasks[0].Schedule != "*/2 * * * * *" || c.Tasks[0].Interval != 0 {
+					t.Errorf("schedule %q interval %v", c.Tasks[0].Schedule, c.Tasks[0].Interval)
+				}
+			}},
+		{"schedule descriptor", task("    schedule: '@daily'"),
+			func(t *testing.T, c *Config) {
+				if c.Tasks[0].Schedule != "@daily" {
+					t.Errorf("schedule %q", c.Tasks[0].Schedule)
+				}
+			}},
 		{"env expansion", strings.Replace(task(), "      registry: dst.example.com", y(
 			"      registry: dst.example.com",
 			"      username: ${REG_USER}",
@@ -562,6 +574,11 @@ func TestLoadErrors(t *testing.T) {
 		{"interval junk", task("    interval: abc"), []want{{9, []string{`interval "abc"`, "whole seconds", `"6h"`}}}},
 		{"interval float", task("    interval: 1.5"), []want{{9, []string{`interval "1.5"`}}}},
 		{"interval huge", task("    interval: 99999999999999999"), []want{{9, []string{"too large"}}}},
+		{"schedule bad", task("    schedule: 0 25 * * *"), []want{{9, []string{`schedule "0 25 * * *"`, "bad cron expression"}}}},
+		{"schedule never", task("    schedule: 0 0 30 2 *"), []want{{9, []string{"never fires"}}}},
+		{"schedule empty", task(`    schedule: ""`), []want{{9, []string{"schedule is empty"}}}},
+		{"schedule and interval", task("    interval: 6h", "    schedule: '@hourly'"), []want{{10, []string{"schedule and a non-zero interval"}}}},
+		{"schedule typo", task("    schedul: '@hourly'"), []want{{9, []string{`unknown key "schedul"`, `"schedule"`}}}},
 		{"missing source", strings.Replace(task(), "    source:\n      registry: src.example.com\n", "", 1),
 			[]want{{2, []string{`task "t" has no source`}}}},
 		{"missing target", strings.Replace(task(), "    target:\n      registry: dst.example.com\n", "", 1),

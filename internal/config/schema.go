@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/regmirror/regmirror/internal/schedule"
 )
 
 // This file walks the document by its schema. Each function reads one kind
@@ -147,11 +149,12 @@ func (l *loader) task(item *yaml.Node, i int, cfg *Config) (Task, bool) {
 	nerrs := len(l.errs)
 
 	const what = "task"
-	var name str
+	var name, sched str
 	var sourceKey, sourceVal, targetKey, targetVal, mappingsKey, mappingsVal *yaml.Node
 	l.fields(n, what, map[string]field{
 		"name":     func(key, val *yaml.Node) { name = l.str(key, val, what) },
 		"interval": func(key, val *yaml.Node) { t.Interval = l.interval(key, val) },
+		"schedule": func(key, val *yaml.Node) { sched = l.str(key, val, what) },
 		"verbose":  func(key, val *yaml.Node) { t.Verbose = l.boolean(key, val, what) },
 		// Locations and mappings are read after the task's own keys so
 		// that their messages come in a stable order.
@@ -166,6 +169,10 @@ func (l *loader) task(item *yaml.Node, i int, cfg *Config) (Task, bool) {
 		label = "task " + quote(t.Name)
 	} else {
 		l.errorf(t.Line, "%s has no name: \"name\" is required", label)
+	}
+
+	if sched.set {
+		l.schedule(&t, sched)
 	}
 
 	if sourceKey == nil {
@@ -217,6 +224,25 @@ func (l *loader) interval(key, val *yaml.Node) time.Duration {
 		return 0
 	}
 	return d
+}
+
+// schedule checks a task's `schedule:` (ours): a cron expression, which
+// cannot be combined with a non-zero interval.
+func (l *loader) schedule(t *Task, s str) {
+	expr := strings.TrimSpace(s.val)
+	if expr == "" {
+		l.errorf(s.line, "schedule is empty: want a cron expression such as \"0 3 * * *\"")
+		return
+	}
+	if _, err := schedule.ParseCron(expr); err != nil {
+		l.errorf(s.line, "schedule %s: bad cron expression: %v", quote(s.val), err)
+		return
+	}
+	if t.Interval != 0 {
+		l.errorf(s.line, "schedule and a non-zero interval cannot both be set: choose one")
+		return
+	}
+	t.Schedule = expr
 }
 
 func isDigits(s string) bool {

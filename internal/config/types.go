@@ -57,6 +57,10 @@ type Task struct {
 	Name string
 	// Interval between runs in daemon mode; 0 means one-off.
 	Interval time.Duration
+	// Schedule is a cron expression (ours, `schedule:`), checked to
+	// parse; "" when the task has none. Never set together with a
+	// non-zero Interval.
+	Schedule string
 	Verbose  bool
 
 	Source   Location

@@ -113,6 +113,28 @@ func (m *Manners) RateLimit(host string) (limit, remaining int, ok bool) {
 	return st.limit, st.remaining, st.known
 }
 
+// RateLimitReading is the last rate-limit reading a host sent
+// (ratelimit-limit and ratelimit-remaining).
+type RateLimitReading struct {
+	Limit, Remaining int
+}
+
+// RateLimits returns the last reading of every host that sent one: the
+// daemon exports them as metrics.
+func (m *Manners) RateLimits() map[string]RateLimitReading {
+	out := map[string]RateLimitReading{}
+	m.hosts.Range(func(k, v any) bool {
+		st := v.(*hostState)
+		st.mu.Lock()
+		if st.known {
+			out[k.(string)] = RateLimitReading{Limit: st.limit, Remaining: st.remaining}
+		}
+		st.mu.Unlock()
+		return true
+	})
+	return out
+}
+
 // RateLimitPolicy is a source's `rate-limit:` setting: no GET is started
 // while the last known remaining count is below MinRemaining; instead the
 // transport waits Wait and asks again with a HEAD, which costs nothing.
