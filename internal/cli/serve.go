@@ -2,13 +2,13 @@ package cli
 
 import (
 	"bytes"
-	"io/fs"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"io"
+	"io/fs"
 	"log/slog"
 	"net"
 	"net/http"

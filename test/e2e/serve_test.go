@@ -577,85 +577,64 @@ func TestServeSIGTERMDuringLargeCopy(t *testing.T) {
 	if tags := listTags(t, dst, "big"); len(tags) != 0 {
 		t.Errorf("the interrupted image has tags on the target: %v", tags)
 	}
-	walked := walkTarget(t, dst)
+	walked := walkCatalog(t, dst)
 	if walked < 2 {
 		t.Errorf("walked %d tags on the target, want at least the 2 small ones", walked)
 	}
 }
 
-// walkTarget checks that every tag of every repository of the target
-// resolves to a manifest whose child manifests, config and layers all exist.
-// It returns the number of tags walked.
-func walkTarget(t *testing.T, r *e2e.Registry) int {
+// walkCatalog checks, with crash_test.go's checkBlobs, that every tag of
+// every repository of the target resolves to a manifest whose child
+// manifests, config and layers all exist. It returns the number of tags
+// walked.
+func walkCatalog(t *testing.T, r *e2e.Registry) int {
 	t.Helper()
 	reg, err := name.NewRegistry(r.Host)
 	if err != nil {
 		t.Fatal(err)
 	}
-	repos, err := remote.Catalog(context.Background(), reg, remoteOpts(r)...)
+	opts := remoteOpts(r)
+	repos, err := remote.Catalog(context.Background(), reg, opts...)
 	if err != nil {
 		t.Fatal(err)
-	}
-	client := &http.Client{Transport: r.Transport(), Timeout: 30 * time.Second}
-	defer client.CloseIdleConnections()
-	blobExists := func(repo string, h v1.Hash) bool {
-		req, _ := http.NewRequest(http.MethodHead, fmt.Sprintf("%s/v2/%s/blobs/%s", r.URL(), repo, h), nil)
-		req.SetBasicAuth(r.User, r.Password)
-		resp, err := client.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
-		return resp.StatusCode == http.StatusOK
-	}
-	var walkManifest func(repo string, ref name.Reference) error
-	walkManifest = func(repo string, ref name.Reference) error {
-		desc, err := remote.Get(ref, remoteOpts(r)...)
-		if err != nil {
-			return err
-		}
-		if desc.MediaType.IsIndex() {
-			idx, err := desc.ImageIndex()
-			if err != nil {
-				return err
-			}
-			im, err := idx.IndexManifest()
-			if err != nil {
-				return err
-			}
-			for _, m := range im.Manifests {
-				if err := walkManifest(repo, ref.Context().Digest(m.Digest.String())); err != nil {
-					return fmt.Errorf("child %s: %w", m.Digest, err)
-				}
-			}
-			return nil
-		}
-		img, err := desc.Image()
-		if err != nil {
-			return err
-		}
-		m, err := img.Manifest()
-		if err != nil {
-			return err
-		}
-		for _, b := range append([]v1.Descriptor{m.Config}, m.Layers...) {
-			if !blobExists(repo, b.Digest) {
-				return fmt.Errorf("blob %s missing", b.Digest)
-			}
-		}
-		return nil
 	}
 	n := 0
 	for _, repo := range repos {
 		for _, tag := range listTags(t, r, repo) {
+			n++
 			ref, err := name.NewTag(r.Ref(repo + ":" + tag))
 			if err != nil {
 				t.Fatal(err)
 			}
-			if err := walkManifest(repo, ref); err != nil {
-				t.Errorf("%s:%s points at incomplete content: %v", repo, tag, err)
+			desc, err := remote.Get(ref, opts...)
+			if err != nil {
+				t.Errorf("%s: tag listed but manifest unreadable: %v", ref, err)
+				continue
 			}
-			n++
+			if !desc.MediaType.IsIndex() {
+				img, err := desc.Image()
+				if err != nil {
+					t.Fatalf("%s: %v", ref, err)
+				}
+				checkBlobs(t, ref.Context(), img, false, opts)
+				continue
+			}
+			idx, err := desc.ImageIndex()
+			if err != nil {
+				t.Fatalf("%s: %v", ref, err)
+			}
+			im, err := idx.IndexManifest()
+			if err != nil {
+				t.Fatalf("%s: %v", ref, err)
+			}
+			for _, m := range im.Manifests {
+				img, err := idx.Image(m.Digest) // fetches the child manifest
+				if err != nil {
+					t.Errorf("%s: child %s: %v", ref, m.Digest, err)
+					continue
+				}
+				checkBlobs(t, ref.Context(), img, false, opts)
+			}
 		}
 	}
 	return n
