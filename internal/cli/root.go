@@ -115,6 +115,12 @@ func envOr(k, def string) string {
 // logger builds the slog logger the flags ask for. defFormat applies when
 // neither --log-format nor LOG_FORMAT is set.
 func (g *globals) logger(defFormat string) (*slog.Logger, error) {
+	return g.loggerTo(g.stderr, defFormat)
+}
+
+// loggerTo is logger writing to w (a progress display's writer, which keeps
+// its status line below the log lines).
+func (g *globals) loggerTo(w io.Writer, defFormat string) (*slog.Logger, error) {
 	var lvl slog.Level
 	switch strings.ToLower(g.logLevel) {
 	case "debug", "trace":
@@ -135,9 +141,9 @@ func (g *globals) logger(defFormat string) (*slog.Logger, error) {
 	opts := &slog.HandlerOptions{Level: lvl}
 	switch format {
 	case "text":
-		return slog.New(slog.NewTextHandler(g.stderr, opts)), nil
+		return slog.New(slog.NewTextHandler(w, opts)), nil
 	case "json":
-		return slog.New(slog.NewJSONHandler(g.stderr, opts)), nil
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
 	}
 	return nil, usageErr("--log-format %q: want text or json", g.logFormat)
 }

@@ -7,10 +7,12 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/regmirror/regmirror/internal/engine"
+	"github.com/regmirror/regmirror/internal/progress"
 	"github.com/regmirror/regmirror/internal/registry"
 )
 
@@ -43,7 +45,10 @@ failed (all others were still attempted); 2 usage or configuration error.`,
   regmirror sync --config /config.yaml --shard "$JOB_COMPLETION_INDEX/3"`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			log, err := g.logger("text")
+			// On a terminal a status line (images, bytes, rate, ETA)
+			// stays below the log lines; in a pipe nothing but logs.
+			bar := progress.New(g.stderr, "sync")
+			log, err := g.loggerTo(bar.Writer(), "text")
 			if err != nil {
 				return err
 			}
@@ -55,8 +60,14 @@ failed (all others were still attempted); 2 usage or configuration error.`,
 				return usageErr("--jobs must be at least 1")
 			}
 			m := manners(log, cfg.Transfers, transfers)
-			e := engine.New(engine.Options{Logger: log, Jobs: jobs, Registry: registry.Options{Manners: m}, PlatformCache: platformCache})
+			e := engine.New(engine.Options{Logger: log, Jobs: jobs, Registry: registry.Options{Manners: m}, PlatformCache: platformCache,
+				OnPlanned: func(n int) { bar.SetTotal(n, 0) },
+				OnBytes:   bar.AddBytes,
+				OnResult:  func(engine.Result) { bar.ItemDone() },
+			})
+			bar.Start(250 * time.Millisecond)
 			rep := e.Run(cmd.Context(), tasks)
+			bar.Stop()
 			logSummary(log, rep)
 			logPulls(log, m)
 			if rep.Failed() > 0 {

@@ -70,6 +70,12 @@ type Options struct {
 	// OnResult, if set, is called once per finished image (from several
 	// goroutines at once): the daemon feeds its metrics from it.
 	OnResult func(Result)
+	// OnPlanned, if set, is called once per Run with the number of
+	// images selected, before any is copied: a progress display's total.
+	OnPlanned func(images int)
+	// OnBytes, if set, is called as bytes are written to targets (from
+	// several goroutines at once): a progress display's byte count.
+	OnBytes func(n int64)
 }
 
 // Engine runs tasks. It caches stores per endpoint, so connections and
@@ -80,6 +86,8 @@ type Engine struct {
 	attempts  int
 	retryWait time.Duration
 	onResult  func(Result)
+	onPlanned func(int)
+	onBytes   func(int64)
 	platforms *platformCache
 	ropt      registry.Options
 	open      func(registry.Endpoint, registry.Options) (registry.Store, error)
@@ -114,7 +122,7 @@ func New(o Options) *Engine {
 		o.Registry.Manners = registry.DefaultManners()
 		o.Registry.Manners.Logger = o.Logger
 	}
-	return &Engine{log: o.Logger, jobs: o.Jobs, attempts: o.Attempts, retryWait: o.RetryWait, onResult: o.OnResult, platforms: newPlatformCache(o.PlatformCache), ropt: o.Registry, open: o.Open, stores: map[string]registry.Store{}}
+	return &Engine{log: o.Logger, jobs: o.Jobs, attempts: o.Attempts, retryWait: o.RetryWait, onResult: o.OnResult, onPlanned: o.OnPlanned, onBytes: o.OnBytes, platforms: newPlatformCache(o.PlatformCache), ropt: o.Registry, open: o.Open, stores: map[string]registry.Store{}}
 }
 
 func (e *Engine) store(ep registry.Endpoint) (registry.Store, error) {
@@ -224,6 +232,12 @@ type job struct {
 // reported as failed.
 func (e *Engine) Run(ctx context.Context, tasks []Task) *Report {
 	jobs := e.plan(ctx, tasks)
+	if e.onPlanned != nil {
+		e.onPlanned(len(jobs))
+	}
+	if e.onBytes != nil {
+		ctx = registry.WithProgress(ctx, e.onBytes)
+	}
 	results := make([]Result, len(jobs))
 	g := errgroup.Group{}
 	g.SetLimit(e.jobs)

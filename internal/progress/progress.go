@@ -14,6 +14,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"golang.org/x/term"
 )
 
 // Bar counts items and bytes and, on a terminal, redraws a status line.
@@ -34,14 +36,11 @@ type Bar struct {
 	stopped chan struct{}
 }
 
-// IsTerminal reports whether w is a character device (a terminal).
+// IsTerminal reports whether w is a terminal. /dev/null is a character
+// device but not a terminal, hence the ioctl rather than a mode check.
 func IsTerminal(w io.Writer) bool {
 	f, ok := w.(*os.File)
-	if !ok {
-		return false
-	}
-	st, err := f.Stat()
-	return err == nil && st.Mode()&os.ModeCharDevice != 0
+	return ok && term.IsTerminal(int(f.Fd()))
 }
 
 // New returns a Bar drawing to out when out is a terminal. label starts the

@@ -330,7 +330,7 @@ func (w *blobWriter) index(ctx context.Context, idx v1.ImageIndex) error {
 	if err != nil {
 		return err
 	}
-	return w.bytes(h, raw)
+	return w.bytes(ctx, h, raw)
 }
 
 func (w *blobWriter) image(ctx context.Context, img v1.Image) error {
@@ -375,7 +375,7 @@ func (w *blobWriter) image(ctx context.Context, img v1.Image) error {
 	if err != nil {
 		return err
 	}
-	if err := w.bytes(cfgName, cfg); err != nil {
+	if err := w.bytes(ctx, cfgName, cfg); err != nil {
 		return err
 	}
 	raw, err := img.RawManifest()
@@ -386,7 +386,7 @@ func (w *blobWriter) image(ctx context.Context, img v1.Image) error {
 	if err != nil {
 		return err
 	}
-	return w.bytes(h, raw)
+	return w.bytes(ctx, h, raw)
 }
 
 func (w *blobWriter) exists(h v1.Hash) bool {
@@ -394,11 +394,13 @@ func (w *blobWriter) exists(h v1.Hash) bool {
 	return err == nil
 }
 
-func (w *blobWriter) bytes(h v1.Hash, b []byte) error {
+func (w *blobWriter) bytes(ctx context.Context, h v1.Hash, b []byte) error {
 	if w.exists(h) {
 		return nil
 	}
-	return w.stream(context.Background(), h, io.NopCloser(bytes.NewReader(b)))
+	// In memory already: finish it even when ctx is cancelled (the
+	// context still carries the progress hook).
+	return w.stream(context.WithoutCancel(ctx), h, io.NopCloser(bytes.NewReader(b)))
 }
 
 // stream copies one blob to a temporary file, checks its digest and renames
@@ -433,6 +435,7 @@ func (w *blobWriter) stream(ctx context.Context, h v1.Hash, r io.Reader) error {
 	w.mu.Lock()
 	w.n += n
 	w.mu.Unlock()
+	reportProgress(ctx, n)
 	return nil
 }
 

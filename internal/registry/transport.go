@@ -148,21 +148,45 @@ func WithByteCounter(ctx context.Context, n *atomic.Int64) context.Context {
 	return context.WithValue(ctx, counterKey{}, n)
 }
 
+type progressKey struct{}
+
+// WithProgress returns a context whose uploads (request bodies sent to a
+// registry, blobs written to a layout) report each chunk's size to fn as
+// it is sent: what a progress display counts. fn must be safe for
+// concurrent use.
+func WithProgress(ctx context.Context, fn func(n int64)) context.Context {
+	return context.WithValue(ctx, progressKey{}, fn)
+}
+
+func reportProgress(ctx context.Context, n int64) {
+	if fn, ok := ctx.Value(progressKey{}).(func(int64)); ok && n > 0 {
+		fn(n)
+	}
+}
+
 func (c *countingTransport) RoundTrip(req *http.Request) (*http.Response, error) {
-	if n, ok := req.Context().Value(counterKey{}).(*atomic.Int64); ok && req.Body != nil && req.Body != http.NoBody {
+	n, _ := req.Context().Value(counterKey{}).(*atomic.Int64)
+	fn, _ := req.Context().Value(progressKey{}).(func(int64))
+	if (n != nil || fn != nil) && req.Body != nil && req.Body != http.NoBody {
 		req = req.Clone(req.Context())
-		req.Body = &countingReader{ReadCloser: req.Body, n: n}
+		req.Body = &countingReader{ReadCloser: req.Body, n: n, progress: fn}
 	}
 	return c.inner.RoundTrip(req)
 }
 
 type countingReader struct {
 	io.ReadCloser
-	n *atomic.Int64
+	n        *atomic.Int64
+	progress func(int64)
 }
 
 func (r *countingReader) Read(p []byte) (int, error) {
 	k, err := r.ReadCloser.Read(p)
-	r.n.Add(int64(k))
+	if r.n != nil {
+		r.n.Add(int64(k))
+	}
+	if r.progress != nil && k > 0 {
+		r.progress(int64(k))
+	}
 	return k, err
 }
