@@ -8,8 +8,9 @@
 // Environment: BENCH_SCALE (layer-size factor, default 1), BENCH_DIR (work
 // directory, default a fresh one under $TMPDIR), BENCH_WORKLOADS
 // (comma-separated, default app,big,many), BENCH_TOOLS (default
-// skopeo,regmirror), REGMIRROR (the binary), REGMIRROR_ARGS (extra sync
-// flags).
+// skopeo,regmirror; "regmirror --jobs 8" adds a variant with extra flags),
+// REGMIRROR (the binary), REGMIRROR_ARGS (extra sync flags for every
+// regmirror run).
 package main
 
 import (
@@ -204,7 +205,8 @@ func benchWorkload(tb *benchTB, dir string, w workload, tools []string, regmirro
 		tr := toolResult{Tool: tool}
 		var args []string
 		var bin string
-		switch tool {
+		extra := strings.Fields(tool) // "regmirror --jobs 8": a variant
+		switch extra[0] {
 		case "skopeo":
 			bin = "skopeo"
 			cfg := filepath.Join(dir, w.name+"-skopeo.yaml")
@@ -215,6 +217,7 @@ func benchWorkload(tb *benchTB, dir string, w workload, tools []string, regmirro
 			cfg := filepath.Join(dir, w.name+"-regmirror.yaml")
 			writeRegmirrorYAML(tb, cfg, src.Host, dst.Host, w)
 			args = append([]string{"sync", "--config", cfg}, strings.Fields(os.Getenv("REGMIRROR_ARGS"))...)
+			args = append(args, extra[1:]...)
 		default:
 			tb.Fatalf("unknown tool %q", tool)
 		}

@@ -78,7 +78,7 @@ failed (all others were still attempted); 2 usage or configuration error.`,
 	}
 	f := cmd.Flags()
 	tf.register(f)
-	f.IntVarP(&jobs, "jobs", "j", 4, "images copied in parallel")
+	f.IntVarP(&jobs, "jobs", "j", 8, "images copied in parallel")
 	f.StringVar(&platformCache, "platform-cache", defaultPlatformCache(), "file remembering which image each multi-arch index holds per platform, so `platform:` mappings cost no pull when current (\"\" to disable)")
 	f.IntVar(&transfers, "transfers", 0, "blob transfers in flight across all tasks (default: the config's `transfers`, else 8)")
 	return cmd

@@ -38,7 +38,7 @@ func plain(r *regtest.Registry) registry.Endpoint {
 	return registry.Endpoint{Registry: r.Host, PlainHTTP: true}
 }
 
-func tags(t *testing.T, specs ...string) *filter.Tags {
+func tags(t testing.TB, specs ...string) *filter.Tags {
 	t.Helper()
 	f, err := filter.ParseTags(specs)
 	if err != nil {

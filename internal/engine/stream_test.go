@@ -56,6 +56,10 @@ func (g *genStream) Read(p []byte) (int, error) {
 // blob of hundreds of MiB without holding it somewhere, and this test must
 // see only regmirror's own memory.
 func generatedSource(t *testing.T, size int64) (host, layerDigest string) {
+	return generatedSourceTB(t, size)
+}
+
+func generatedSourceTB(t testing.TB, size int64) (host, layerDigest string) {
 	t.Helper()
 	h := sha256.New()
 	if _, err := io.Copy(h, newGenStream(7, size)); err != nil {
