@@ -106,7 +106,7 @@ HTTP endpoints on --listen: /healthz, /readyz, /metrics (Prometheus) and
 	f := cmd.Flags()
 	f.StringVarP(&cfgPath, "config", "c", "", "configuration file (dregsy format or a superset)")
 	f.StringVar(&listen, "listen", defaultListen, "address of the HTTP endpoints (/healthz, /readyz, /metrics, /status)")
-	f.IntVarP(&jobs, "jobs", "j", 4, "images copied in parallel per task run")
+	f.IntVarP(&jobs, "jobs", "j", 8, "images copied in parallel per task run")
 	f.IntVar(&transfers, "transfers", 0, "blob transfers in flight across all tasks (default: the config's `transfers`, else 8)")
 	f.StringVar(&platformCache, "platform-cache", defaultPlatformCache(), "file remembering which image each multi-arch index holds per platform (\"\" keeps it in memory)")
 	return cmd
