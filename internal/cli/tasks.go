@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"fmt"
 	"log/slog"
 	"regexp"
 
@@ -101,9 +102,10 @@ func selectTasks(cfg *config.Config, expr string) ([]config.Task, error) {
 func engineTasks(tasks []config.Task) ([]engine.Task, error) {
 	out := make([]engine.Task, 0, len(tasks))
 	for _, t := range tasks {
-		et := engine.Task{Name: t.Name, Source: endpoint(t.Source), Target: endpoint(t.Target)}
+		et := engine.Task{Name: t.Name, Source: endpoint(t.Source), Target: endpoint(t.Target),
+			Lister: engine.Lister{MaxItems: t.Lister.MaxItems, CacheDuration: t.Lister.CacheDuration, Type: t.Lister.Type}}
 		for _, m := range t.Mappings {
-			em := engine.Mapping{From: m.From, To: m.To, Tags: m.Tags, Referrers: m.Referrers}
+			em := engine.Mapping{From: m.From, To: m.To, Tags: m.Tags, Referrers: m.Referrers, Origin: fmt.Sprintf("%s:%d", t.File, m.Line)}
 			if m.Platform != "" && m.Platform != "all" {
 				p, err := v1.ParsePlatform(m.Platform)
 				if err != nil {
@@ -128,6 +130,8 @@ func endpoint(l config.Location) registry.Endpoint {
 		Anonymous:     l.AuthNone,
 		AuthRefresh:   l.AuthRefresh,
 		RateLimit:     registry.RateLimitPolicy{MinRemaining: l.RateLimit.MinRemaining, Wait: l.RateLimit.Wait},
+
+		MaxConcurrentRequests: l.MaxConcurrentRequests,
 	}
 	if l.Auth != nil {
 		ep.Username = l.Auth.Username

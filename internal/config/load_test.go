@@ -545,6 +545,11 @@ func TestLoadErrors(t *testing.T) {
 		{"rate-limit bad wait", srcLine("      rate-limit:", "        wait: soon"), []want{{6, []string{"wait"}}}},
 		{"rate-limit zero wait", srcLine("      rate-limit:", "        wait: 0s"), []want{{6, []string{"wait must be positive"}}}},
 		{"transfers zero", "transfers: 0\n" + task(), []want{{1, []string{"transfers must be at least 1"}}}},
+		{"max-concurrent-requests zero", srcLine("      max-concurrent-requests: 0"), []want{{5, []string{"max-concurrent-requests must be at least 1"}}}},
+		{"max-concurrent-requests not a number", srcLine("      max-concurrent-requests: one"), []want{{5, []string{`"max-concurrent-requests" in source`, "integer"}}}},
+		{"max-concurrent-requests on a layout", strings.Replace(srcLine("      max-concurrent-requests: 1"), "registry: src.example.com", "registry: oci:dir", 1),
+			[]want{{5, []string{`"max-concurrent-requests" does not apply to an OCI layout`}}}},
+		{"negated from regex", setFrom("'regex: !team/.*'"), []want{{8, []string{"cannot be negated"}}}},
 
 		// Documents.
 		{"empty file", "", []want{{0, []string{"empty"}}}},
@@ -774,5 +779,29 @@ func TestRateLimitAndTransfers(t *testing.T) {
 	}
 	if got := cfg.Tasks[0].Target.RateLimit; got.MinRemaining != 0 {
 		t.Errorf("target RateLimit = %+v, want off", got)
+	}
+}
+
+func TestListerAndRequestCap(t *testing.T) {
+	doc := "lister:\n  maxItems: 7\n  cacheDuration: 10m\n" + strings.Replace(task(), "      registry: src.example.com\n",
+		"      registry: src.example.com\n      max-concurrent-requests: 1\n      lister:\n        maxItems: 3\n", 1) +
+		strings.Replace(strings.TrimPrefix(task(), "tasks:\n"), "name: t", "name: u", 1)
+	cfg, err := Load(strings.NewReader(doc), "c.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	first, second := cfg.Tasks[0], cfg.Tasks[1]
+	if first.Source.MaxConcurrentRequests != 1 || first.Target.MaxConcurrentRequests != 0 || second.Source.MaxConcurrentRequests != 0 {
+		t.Errorf("caps: %d %d %d", first.Source.MaxConcurrentRequests, first.Target.MaxConcurrentRequests, second.Source.MaxConcurrentRequests)
+	}
+	// The source's lister overrides the top level key by key.
+	if first.Lister != (Lister{MaxItems: 3, CacheDuration: 10 * time.Minute}) {
+		t.Errorf("task lister %+v", first.Lister)
+	}
+	if second.Lister != cfg.Lister || cfg.Lister != (Lister{MaxItems: 7, CacheDuration: 10 * time.Minute}) {
+		t.Errorf("second task lister %+v, top level %+v", second.Lister, cfg.Lister)
+	}
+	if first.File != "c.yaml" || second.Line <= first.Line {
+		t.Errorf("positions %s:%d %s:%d", first.File, first.Line, second.File, second.Line)
 	}
 }

@@ -31,6 +31,7 @@ type rawLocation struct {
 	listerLine      int
 	skipTLSLine     int
 	rateLimitLine   int
+	maxReqLine      int
 }
 
 // location reads a task's source or target (what).
@@ -72,6 +73,15 @@ func (l *loader) location(key, val *yaml.Node, what string, cfg *Config) Locatio
 			loc.RateLimit = l.rateLimit(key, val, what+" rate-limit")
 			raw.rateLimitLine = key.Line
 		},
+		"max-concurrent-requests": func(key, val *yaml.Node) {
+			raw.maxReqLine = key.Line
+			if n, ok := l.integer(key, val, what); ok {
+				if n < 1 {
+					l.errorf(key.Line, "%s: max-concurrent-requests must be at least 1 (leave it out for no cap), not %d", what, n)
+				}
+				loc.MaxConcurrentRequests = n
+			}
+		},
 	})
 
 	// Registry. Without one, the other keys are still checked.
@@ -100,6 +110,7 @@ func (l *loader) location(key, val *yaml.Node, what string, cfg *Config) Locatio
 			{"auth-refresh", raw.authRefreshLine > 0, raw.authRefreshLine},
 			{"lister", raw.lister != nil, raw.listerLine},
 			{"rate-limit", raw.rateLimitLine > 0, raw.rateLimitLine},
+			{"max-concurrent-requests", raw.maxReqLine > 0, raw.maxReqLine},
 		} {
 			if s.set {
 				l.errorf(s.ln, "%s: %q does not apply to an OCI layout (%s)", what, s.key, reg)

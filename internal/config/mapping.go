@@ -57,6 +57,10 @@ func (l *loader) mapping(item *yaml.Node, i int) (Mapping, bool) {
 		m.From = from.val
 		if problem := checkRegex(from.val[len(regexPrefix):]); problem != "" {
 			l.errorf(from.line, "from %s: %s", quote(from.val), problem)
+		} else if strings.HasPrefix(strings.TrimSpace(from.val[len(regexPrefix):]), "!") {
+			// dregsy negates tag regexes only; a negated repository
+			// match would select a whole catalog.
+			l.errorf(from.line, "from %s: a repository regex cannot be negated with \"!\"", quote(from.val))
 		}
 	default:
 		m.From = strings.TrimPrefix(from.val, "/")

@@ -141,7 +141,7 @@ func (l *loader) task(item *yaml.Node, i int, cfg *Config) (Task, bool) {
 	if n == nil {
 		return Task{}, false
 	}
-	t := Task{Line: n.Line}
+	t := Task{File: l.file, Line: n.Line}
 	if n.Kind != yaml.MappingNode {
 		l.errorf(n.Line, "tasks[%d] must be a mapping with name, source, target and mappings, not %s", i, kindName(n))
 		return t, false
@@ -179,6 +179,10 @@ func (l *loader) task(item *yaml.Node, i int, cfg *Config) (Task, bool) {
 		l.errorf(t.Line, "%s has no source: \"source\" with a registry is required", label)
 	} else {
 		t.Source = l.location(sourceKey, sourceVal, "source", cfg)
+	}
+	t.Lister = cfg.Lister
+	if t.Source.Lister != nil {
+		t.Lister = *t.Source.Lister
 	}
 	if targetKey == nil {
 		l.errorf(t.Line, "%s has no target: \"target\" with a registry is required", label)

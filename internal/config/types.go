@@ -67,7 +67,14 @@ type Task struct {
 	Target   Location
 	Mappings []Mapping
 
-	// Line is where the task starts in File.
+	// Lister is the lister that applies to this task's regex: mappings:
+	// the source's own `lister:` when it has one (its unset keys taken
+	// from the top level), else the top-level one.
+	Lister Lister
+
+	// File is the configuration file the task was read from, and Line
+	// where the task starts in it (for messages).
+	File string
 	Line int
 }
 
@@ -104,6 +111,10 @@ type Location struct {
 
 	// Lister overrides the top-level lister for this location, if set.
 	Lister *Lister
+
+	// MaxConcurrentRequests caps the HTTP requests in flight to this
+	// registry at once (`max-concurrent-requests`, ours); 0: no cap.
+	MaxConcurrentRequests int
 
 	Line int
 }

@@ -16,6 +16,7 @@ import (
 	"log/slog"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -31,13 +32,21 @@ type Task struct {
 	Source   registry.Endpoint
 	Target   registry.Endpoint
 	Mappings []Mapping
+	// Lister applies to the mappings whose From is a regex:.
+	Lister Lister
 }
 
 // Mapping copies the selected tags of one source repository to a target
-// repository.
+// repository, or, with From "regex:RE", of every repository of the source's
+// catalog that RE matches. From and To follow dregsy's rules, see
+// filter.RepoMap: with a regex From a plain To is a prefix, and To
+// "regex:RE,REPLACEMENT" rewrites source paths.
 type Mapping struct {
 	From string
 	To   string
+	// Origin says where the mapping was written ("dregsy.yaml:12"), for
+	// messages.
+	Origin string
 	// Tags selects tags; nil selects every tag.
 	Tags *filter.Tags
 	// Platform, when set, copies only that platform's image of a
@@ -78,6 +87,9 @@ type Options struct {
 	// OnBytes, if set, is called as bytes are written to targets (from
 	// several goroutines at once): a progress display's byte count.
 	OnBytes func(n int64)
+	// Now is the clock for the repository list cache (tests); default
+	// time.Now.
+	Now func() time.Time
 }
 
 // Engine runs tasks. It caches stores per endpoint, so connections and
@@ -93,6 +105,9 @@ type Engine struct {
 	platforms *platformCache
 	ropt      registry.Options
 	open      func(registry.Endpoint, registry.Options) (registry.Store, error)
+	now       func() time.Time
+	catalogs  catalogCache
+	runs      atomic.Uint64
 
 	mu     sync.Mutex
 	stores map[string]registry.Store
@@ -124,7 +139,10 @@ func New(o Options) *Engine {
 		o.Registry.Manners = registry.DefaultManners()
 		o.Registry.Manners.Logger = o.Logger
 	}
-	return &Engine{log: o.Logger, jobs: o.Jobs, attempts: o.Attempts, retryWait: o.RetryWait, onResult: o.OnResult, onPlanned: o.OnPlanned, onBytes: o.OnBytes, platforms: newPlatformCache(o.PlatformCache), ropt: o.Registry, open: o.Open, stores: map[string]registry.Store{}}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	return &Engine{log: o.Logger, jobs: o.Jobs, attempts: o.Attempts, retryWait: o.RetryWait, onResult: o.OnResult, onPlanned: o.OnPlanned, onBytes: o.OnBytes, platforms: newPlatformCache(o.PlatformCache), ropt: o.Registry, open: o.Open, now: o.Now, stores: map[string]registry.Store{}}
 }
 
 func (e *Engine) store(ep registry.Endpoint) (registry.Store, error) {
@@ -168,7 +186,8 @@ type Result struct {
 	Err         error
 }
 
-// Report is the outcome of a run, in task, mapping and tag order.
+// Report is the outcome of a run, in task, mapping, repository and tag
+// order.
 type Report struct {
 	Results []Result
 }
@@ -220,7 +239,7 @@ func (r *Report) Failed() int {
 
 // job is one selected image.
 type job struct {
-	order       [3]int // task, mapping, tag: for a stable report order
+	order       [4]int // task, mapping, repository, tag: for a stable report order
 	task        *Task
 	mapping     *Mapping
 	ref         registry.Reference
@@ -270,36 +289,53 @@ func (e *Engine) Run(ctx context.Context, tasks []Task) *Report {
 	return rep
 }
 
-// plan lists and filters tags for every mapping, concurrently.
+// plan expands every mapping into the repositories it names (listing the
+// source's catalog for a regex: From), then lists and filters the tags of
+// each repository; both steps run concurrently.
 func (e *Engine) plan(ctx context.Context, tasks []Task) []job {
+	run := e.runs.Add(1)
 	var (
-		mu   sync.Mutex
-		jobs []job
+		mu    sync.Mutex
+		jobs  []job
+		repos []job // one per repository, order[3] == -1
 	)
+	add := func(dst *[]job, js ...job) {
+		mu.Lock()
+		*dst = append(*dst, js...)
+		mu.Unlock()
+	}
 	g := errgroup.Group{}
 	g.SetLimit(e.jobs)
 	for ti := range tasks {
 		t := &tasks[ti]
 		for mi := range t.Mappings {
-			m := &t.Mappings[mi]
 			g.Go(func() error {
-				js := e.planMapping(ctx, ti, mi, t, m)
-				mu.Lock()
-				jobs = append(jobs, js...)
-				mu.Unlock()
+				rs, failed := e.expandMapping(ctx, run, ti, mi, t)
+				add(&repos, rs...)
+				add(&jobs, failed...)
 				return nil
 			})
 		}
 	}
 	_ = g.Wait()
+	for i := range repos {
+		g.Go(func() error {
+			add(&jobs, e.planRepo(ctx, repos[i])...)
+			return nil
+		})
+	}
+	_ = g.Wait()
 	return jobs
 }
 
-func (e *Engine) planMapping(ctx context.Context, ti, mi int, t *Task, m *Mapping) []job {
-	base := job{order: [3]int{ti, mi, -1}, task: t, mapping: m}
-	fail := func(err error) []job {
+// expandMapping resolves a mapping into one job template per repository it
+// names, or into a failed job when that cannot be done.
+func (e *Engine) expandMapping(ctx context.Context, run uint64, ti, mi int, t *Task) (repos, failed []job) {
+	m := &t.Mappings[mi]
+	base := job{order: [4]int{ti, mi, -1, -1}, task: t, mapping: m}
+	fail := func(err error) ([]job, []job) {
 		base.preResolved = err
-		return []job{base}
+		return nil, []job{base}
 	}
 	src, err := e.store(t.Source)
 	if err != nil {
@@ -311,11 +347,72 @@ func (e *Engine) planMapping(ctx context.Context, ti, mi int, t *Task, m *Mappin
 	}
 	base.src, base.dst = src, dst
 	base.srcR, base.dstR = src.Ref(m.From, ""), dst.Ref(m.To, "")
+	rm, err := filter.ParseRepoMap(m.From, m.To)
+	if err != nil {
+		return fail(fmt.Errorf("%s: %w", mappingName(t, mi), err))
+	}
+
+	var listed []string
+	if rm.Discovers() {
+		base.srcR, base.dstR = src.String()+"/"+m.From, dst.String()+"/"+m.To
+		l, err := e.listRepos(ctx, run, t, src)
+		if err != nil {
+			return fail(fmt.Errorf("%s: discovering repositories: %w", mappingName(t, mi), err))
+		}
+		listed = l.repos
+	}
+	sources := rm.Sources(listed)
+	if rm.Discovers() {
+		attrs := []any{"task", t.Name, "source", base.srcR, "listed", len(listed), "matched", len(sources)}
+		if len(sources) == 0 {
+			e.log.Warn("no repository matched", attrs...)
+		} else {
+			e.log.Info("discovered repositories", attrs...)
+		}
+	}
+	for ri, from := range sources {
+		to, err := rm.Target(from)
+		if err != nil {
+			j := base
+			j.order[2] = ri
+			j.srcR = src.Ref(from, "")
+			j.preResolved = fmt.Errorf("%s: %w", mappingName(t, mi), err)
+			failed = append(failed, j)
+			continue
+		}
+		j := base
+		j.order[2] = ri
+		j.mapping = &Mapping{From: from, To: to, Origin: m.Origin, Tags: m.Tags, Platform: m.Platform}
+		repos = append(repos, j)
+	}
+	return repos, failed
+}
+
+// mappingName names a mapping for messages: the task and where the mapping
+// was written.
+func mappingName(t *Task, mi int) string {
+	m := &t.Mappings[mi]
+	where := m.Origin
+	if where == "" {
+		where = fmt.Sprintf("mappings[%d]", mi)
+	}
+	return fmt.Sprintf("task %q, mapping at %s (from %s)", t.Name, where, m.From)
+}
+
+// planRepo lists and filters the tags of one repository.
+func (e *Engine) planRepo(ctx context.Context, base job) []job {
+	t, m, src, dst := base.task, base.mapping, base.src, base.dst
+	base.srcR, base.dstR = src.Ref(m.From, ""), dst.Ref(m.To, "")
+	fail := func(err error) []job {
+		base.preResolved = err
+		return []job{base}
+	}
 	tags := m.Tags
 	if tags == nil {
 		tags, _ = filter.ParseTags(nil)
 	}
 	var available []string
+	var err error
 	if tags.NeedsList() {
 		available, err = src.Tags(ctx, m.From)
 		if err != nil {
@@ -331,7 +428,7 @@ func (e *Engine) planMapping(ctx context.Context, ti, mi int, t *Task, m *Mappin
 	jobs := make([]job, 0, len(selected))
 	for i, s := range selected {
 		j := base
-		j.order[2] = i
+		j.order[3] = i
 		j.ref, err = registry.ParseReference(s)
 		if err != nil {
 			j.preResolved = err

@@ -41,6 +41,13 @@ type Endpoint struct {
 	// RateLimit holds pulls back while the registry's remaining
 	// allowance is low (Docker Hub's ratelimit-remaining header).
 	RateLimit RateLimitPolicy
+
+	// MaxConcurrentRequests caps the HTTP requests in flight to this
+	// registry's host at once (0: no cap). A blob download holds its slot
+	// until its body is closed. The cap is shared by every store opened
+	// with the same Manners, and the smallest cap set for a host wins.
+	// Nexus wants 1.
+	MaxConcurrentRequests int
 }
 
 // Key identifies endpoints that can share connections and caches: equal
@@ -50,7 +57,7 @@ func (e Endpoint) Key() string {
 	pw := sha256.Sum256([]byte(e.Password))
 	return strings.Join([]string{e.Registry, boolStr(e.PlainHTTP), boolStr(e.SkipTLSVerify),
 		e.CAFile, e.CertsDir, e.Username, hex.EncodeToString(pw[:]), boolStr(e.Anonymous),
-		fmt.Sprint(e.RateLimit), e.AuthRefresh.String()}, "\x00")
+		fmt.Sprint(e.RateLimit), e.AuthRefresh.String(), fmt.Sprint(e.MaxConcurrentRequests)}, "\x00")
 }
 
 func boolStr(b bool) string {

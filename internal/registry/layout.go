@@ -11,6 +11,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 
@@ -126,6 +127,34 @@ func (s *layoutStore) Tags(_ context.Context, repo string) ([]string, error) {
 		return nil, fmt.Errorf("%s: repository %s: %w", s, repo, ErrNotFound)
 	}
 	return tags, nil
+}
+
+// Catalog lists the repositories named in index.json (containerd's
+// io.containerd.image.name), sorted. Entries with only an OCI tag belong to
+// no repository in particular and are not listed.
+func (s *layoutStore) Catalog(_ context.Context, max int) ([]string, bool, error) {
+	im, err := s.readIndex()
+	if err != nil {
+		return nil, false, err
+	}
+	seen := map[string]bool{}
+	var repos []string
+	for _, d := range im.Manifests {
+		n := d.Annotations[AnnotationImageName]
+		if n == "" {
+			continue
+		}
+		r, _ := splitImageName(n)
+		if r != "" && !seen[r] {
+			seen[r] = true
+			repos = append(repos, r)
+		}
+	}
+	slices.Sort(repos)
+	if max > 0 && len(repos) > max {
+		return repos[:max], true, nil
+	}
+	return repos, false, nil
 }
 
 func (s *layoutStore) Head(_ context.Context, repo, ref string) (v1.Descriptor, error) {

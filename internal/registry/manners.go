@@ -43,9 +43,10 @@ type Manners struct {
 	// Logger receives waiting notices; nil discards.
 	Logger *slog.Logger
 
-	once  sync.Once
-	gate  chan struct{}
-	hosts sync.Map // host -> *hostState
+	once   sync.Once
+	gate   chan struct{}
+	hosts  sync.Map // host -> *hostState
+	limits sync.Map // host -> *hostLimit (per-registry request caps)
 }
 
 // Pulls returns, per host, how many manifests were fetched with GET: what

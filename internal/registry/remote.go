@@ -2,6 +2,7 @@ package registry
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -76,6 +77,7 @@ func Open(ep Endpoint, o Options) (Store, error) {
 	if o.Manners == nil {
 		o.Manners = DefaultManners()
 	}
+	o.Manners.LimitHost(host, ep.MaxConcurrentRequests)
 	led := newLedger()
 	rt, err := newTransport(ep, o, led)
 	if err != nil {
@@ -201,6 +203,68 @@ func (s *remoteStore) Tags(ctx context.Context, repo string) ([]string, error) {
 		tags = append(tags, page.Tags...)
 	}
 	return tags, nil
+}
+
+// Catalog lists the registry's repositories page by page (Link headers),
+// bounded like Tags so that an endless or looping Link header ends in an
+// error instead of a hang.
+func (s *remoteStore) Catalog(ctx context.Context, max int) ([]string, bool, error) {
+	if IsDockerHub(s.ep.Registry) {
+		// Docker Hub answers /v2/_catalog with 401 whatever the
+		// credentials; say so without asking.
+		return nil, false, fmt.Errorf("%w: Docker Hub (%s) does not offer the registry catalog API (/v2/_catalog), so repositories cannot be discovered with from: regex: there; name each repository in its own mapping", ErrNoCatalog, s.ep.Registry)
+	}
+	reg, err := name.NewRegistry(s.host, s.nameOpts...)
+	if err != nil {
+		return nil, false, fmt.Errorf("registry %q: %w", s.host, err)
+	}
+	c, err := s.puller.Catalogger(ctx, reg)
+	if err != nil {
+		return nil, false, s.catalogErr(err)
+	}
+	var repos []string
+	seen := map[string]bool{}
+	for pages := 0; c.HasNext(); pages++ {
+		if pages >= s.maxPages {
+			return nil, false, fmt.Errorf("listing the catalog of %s: more than %d pages: %w", s.host, s.maxPages, ErrTooLarge)
+		}
+		page, err := c.Next(ctx)
+		if err != nil {
+			return nil, false, s.catalogErr(err)
+		}
+		if page.Next != "" && seen[page.Next] {
+			return nil, false, fmt.Errorf("listing the catalog of %s: the registry's Link header loops back to %s", s.host, page.Next)
+		}
+		seen[page.Next] = true
+		repos = append(repos, page.Repos...)
+		if max > 0 && len(repos) >= max {
+			return repos[:max], len(repos) > max || c.HasNext(), nil
+		}
+	}
+	return repos, false, nil
+}
+
+// catalogErr tells "this registry has no catalog for us" apart from a
+// transient failure, which stays retryable.
+func (s *remoteStore) catalogErr(err error) error {
+	var terr *transport.Error
+	if errors.As(err, &terr) {
+		no := false
+		switch terr.StatusCode {
+		case http.StatusUnauthorized, http.StatusForbidden, http.StatusNotFound, http.StatusMethodNotAllowed:
+			no = true
+		}
+		for _, d := range terr.Errors {
+			if d.Code == transport.UnsupportedErrorCode || d.Code == transport.UnauthorizedErrorCode || d.Code == transport.DeniedErrorCode {
+				no = true
+			}
+		}
+		if no {
+			return fmt.Errorf("%w: %s does not offer its catalog (/v2/_catalog) to us (HTTP %d), so repositories cannot be discovered with from: regex:; check that the credentials may list the catalog, or name each repository in its own mapping: %w",
+				ErrNoCatalog, s.host, terr.StatusCode, err)
+		}
+	}
+	return fmt.Errorf("listing the catalog of %s: %w", s.host, explain(s.host, err))
 }
 
 func (s *remoteStore) Head(ctx context.Context, repo, ref string) (v1.Descriptor, error) {

@@ -23,6 +23,10 @@ import (
 // not exist.
 var ErrNotFound = errors.New("not found")
 
+// ErrNoCatalog is returned (wrapped) when a registry does not let us list its
+// repositories.
+var ErrNoCatalog = errors.New("no catalog")
+
 // Store is one registry or OCI layout, seen through the operations a mirror
 // needs. Implementations are safe for concurrent use.
 type Store interface {
@@ -32,6 +36,13 @@ type Store interface {
 	Ref(repo, ref string) string
 	// Tags lists every tag of repo, following pagination.
 	Tags(ctx context.Context, repo string) ([]string, error)
+	// Catalog lists the repositories the store holds (a registry's
+	// /v2/_catalog, following pagination), stopping once max names are
+	// gathered (max <= 0: no limit). It reports whether the list was cut
+	// at max. A registry that offers no catalog (Docker Hub, or one that
+	// answers 401, 403, 404 or UNSUPPORTED) gives an error wrapping
+	// ErrNoCatalog.
+	Catalog(ctx context.Context, max int) (repos []string, truncated bool, err error)
 	// Head resolves a tag or digest to a descriptor without fetching the
 	// manifest body (a HEAD request for registries: it costs no Docker Hub
 	// pull).

@@ -106,6 +106,9 @@ func newTransport(e Endpoint, o Options, l *ledger) (http.RoundTripper, error) {
 	}
 	var rt http.RoundTripper = t
 	rt = &plainHTTPGuard{inner: rt, host: e.host(), allowed: e.PlainHTTP || e.SkipTLSVerify}
+	// Below the manners: a request waiting out a 429 or a low rate limit
+	// holds no slot; only requests on the wire do.
+	rt = &limitTransport{inner: rt, m: o.Manners}
 	rt = &mannersTransport{inner: rt, m: o.Manners, policy: e.RateLimit, onRate: o.OnRateLimit}
 	rt = &ledgerTransport{inner: rt, l: l}
 	rt = &countingTransport{inner: rt}

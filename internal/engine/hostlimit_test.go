@@ -1,0 +1,95 @@
+package engine_test
+
+import (
+	"fmt"
+	"net/http"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/regmirror/regmirror/internal/engine"
+	"github.com/regmirror/regmirror/internal/registry"
+	"github.com/regmirror/regmirror/internal/testutil/imagegen"
+	"github.com/regmirror/regmirror/internal/testutil/regtest"
+)
+
+// inFlight counts the requests a registry is serving at once and keeps the
+// peak. Blob GETs are slowed a little so parallel requests overlap.
+type inFlight struct {
+	now, peak, total atomic.Int32
+}
+
+func (f *inFlight) middleware(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		n := f.now.Add(1)
+		defer f.now.Add(-1)
+		f.total.Add(1)
+		for {
+			p := f.peak.Load()
+			if n <= p || f.peak.CompareAndSwap(p, n) {
+				break
+			}
+		}
+		if kind, _, _ := regtest.Classify(r.Method, r.URL); kind == regtest.KindBlobGet || kind == regtest.KindBlobUpload {
+			time.Sleep(20 * time.Millisecond)
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// capRun copies six two-layer images with 4 jobs and 8 transfers, the
+// source capped at srcCap and the target at dstCap (0: no cap), and returns
+// the peak number of requests each registry served at once.
+func capRun(t *testing.T, srcCap, dstCap int) (srcPeak, dstPeak int32) {
+	t.Helper()
+	var sf, df inFlight
+	src := regtest.New(t, regtest.WithMiddleware(sf.middleware))
+	dst := regtest.New(t, regtest.WithMiddleware(df.middleware))
+	for i := range 6 {
+		imagegen.Push(t, src.Ref(fmt.Sprintf("app%d:1", i)), imagegen.Image(uint64(200+i), 2, 512))
+	}
+	sf.peak.Store(0)
+	srcEp, dstEp := plain(src), plain(dst)
+	srcEp.MaxConcurrentRequests, dstEp.MaxConcurrentRequests = srcCap, dstCap
+	var ms []engine.Mapping
+	for i := range 6 {
+		ms = append(ms, engine.Mapping{From: fmt.Sprintf("app%d", i), To: fmt.Sprintf("mirror/app%d", i), Tags: tags(t, "1")})
+	}
+	e := engine.New(engine.Options{Jobs: 4, Registry: registry.Options{Jobs: 4}})
+	rep := e.Run(ctx(t), []engine.Task{{Name: "cap", Source: srcEp, Target: dstEp, Mappings: ms}})
+	if rep.Failed() != 0 || len(rep.Results) != 6 {
+		t.Fatalf("%+v", rep.Results)
+	}
+	for i := range 6 {
+		want := digestOf(t, src.Ref(fmt.Sprintf("app%d:1", i)))
+		if got := digestOf(t, dst.Ref(fmt.Sprintf("mirror/app%d:1", i))); got != want {
+			t.Errorf("app%d: target digest %s, source %s", i, got, want)
+		}
+	}
+	if sf.total.Load() == 0 || df.total.Load() == 0 {
+		t.Fatal("no requests counted")
+	}
+	return sf.peak.Load(), df.peak.Load()
+}
+
+func TestRequestCapPerRegistry(t *testing.T) {
+	t.Parallel()
+	// Without a cap the same copy keeps several requests in flight at
+	// each registry: the measurement can see a cap being exceeded.
+	s0, d0 := capRun(t, 0, 0)
+	t.Logf("uncapped: peak %d requests at once at the source, %d at the target", s0, d0)
+	if s0 <= 1 || d0 <= 2 {
+		t.Fatalf("uncapped peaks %d (source) and %d (target): the test cannot tell a cap from no cap", s0, d0)
+	}
+	s, d := capRun(t, 1, 2)
+	t.Logf("capped at 1 and 2: peak %d at the source, %d at the target", s, d)
+	if s > 1 {
+		t.Errorf("source capped at 1 served %d requests at once", s)
+	}
+	if d > 2 {
+		t.Errorf("target capped at 2 served %d requests at once", d)
+	}
+	if s < 1 || d < 1 {
+		t.Errorf("peaks %d and %d: nothing measured", s, d)
+	}
+}

@@ -1,0 +1,128 @@
+package registry
+
+import (
+	"io"
+	"net/http"
+	"sync"
+)
+
+// The per-registry request cap (Endpoint.MaxConcurrentRequests). Some
+// registries (Nexus above all) fail under parallel requests; capping the
+// requests in flight to one host is the general form of "run with one job".
+//
+// A request holds its slot from the moment it is sent until its response
+// body is closed or read to the end, so a blob download counts for as long
+// as it streams. HEAD answers and bodiless responses free the slot at once.
+// Waiting for a slot honours the request's context.
+//
+// The cap is per host and shared by every store opened with the same
+// Manners: when several locations name the same registry, the smallest cap
+// any of them sets applies to all requests to that host, whichever task
+// sends them.
+
+// hostLimit is a counting semaphore whose size may shrink when another
+// location asks for a smaller cap.
+type hostLimit struct {
+	mu    sync.Mutex
+	limit int
+	inUse int
+	freed chan struct{} // closed (and replaced) whenever a slot frees
+}
+
+// LimitHost caps concurrent requests to host at n (n <= 0: no cap from
+// this caller). The smallest cap asked for wins.
+func (m *Manners) LimitHost(host string, n int) {
+	if n <= 0 {
+		return
+	}
+	v, _ := m.limits.LoadOrStore(host, &hostLimit{limit: n, freed: make(chan struct{})})
+	l := v.(*hostLimit)
+	l.mu.Lock()
+	l.limit = min(l.limit, n)
+	l.mu.Unlock()
+}
+
+func (m *Manners) hostLimit(host string) *hostLimit {
+	if v, ok := m.limits.Load(host); ok {
+		return v.(*hostLimit)
+	}
+	return nil
+}
+
+func (l *hostLimit) acquire(req *http.Request) error {
+	ctx := req.Context()
+	for {
+		l.mu.Lock()
+		if l.inUse < l.limit {
+			l.inUse++
+			l.mu.Unlock()
+			return nil
+		}
+		freed := l.freed
+		l.mu.Unlock()
+		select {
+		case <-freed:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+func (l *hostLimit) release() {
+	l.mu.Lock()
+	l.inUse--
+	close(l.freed)
+	l.freed = make(chan struct{})
+	l.mu.Unlock()
+}
+
+// limitTransport makes every request to a capped host wait for a slot.
+type limitTransport struct {
+	inner http.RoundTripper
+	m     *Manners
+}
+
+func (t *limitTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	l := t.m.hostLimit(req.URL.Host)
+	if l == nil {
+		return t.inner.RoundTrip(req)
+	}
+	if err := l.acquire(req); err != nil {
+		if req.Body != nil {
+			req.Body.Close() // a RoundTripper must close the body, even on error
+		}
+		return nil, err
+	}
+	resp, err := t.inner.RoundTrip(req)
+	if err != nil {
+		l.release()
+		return nil, err
+	}
+	if req.Method == http.MethodHead || resp.Body == nil || resp.Body == http.NoBody {
+		l.release()
+		return resp, nil
+	}
+	resp.Body = &slotBody{ReadCloser: resp.Body, release: sync.OnceFunc(l.release)}
+	return resp, nil
+}
+
+// slotBody frees its request's slot when the body is closed or read to the
+// end (or fails): whichever comes first.
+type slotBody struct {
+	io.ReadCloser
+	release func()
+}
+
+func (b *slotBody) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	if err != nil {
+		b.release()
+	}
+	return n, err
+}
+
+func (b *slotBody) Close() error {
+	err := b.ReadCloser.Close()
+	b.release()
+	return err
+}
