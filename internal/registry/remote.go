@@ -2,10 +2,15 @@ package registry
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -40,23 +45,28 @@ type Options struct {
 	// global transfer limit, per-host waits). Nil: DefaultManners, shared
 	// by the stores of this Options value only.
 	Manners *Manners
-	// PageSize asks for tag lists in pages of this size (0: the
-	// registry's default). Pages are always followed via the Link header.
+	// PageSize asks for tag lists and catalogs in pages of this size (0:
+	// tag lists in pages of 1000, go-containerregistry's default, and the
+	// catalog in pages of the registry's choosing). Pages are always
+	// followed via the Link header.
 	PageSize int
 }
 
 // remoteStore is a registry spoken to over the distribution API.
 type remoteStore struct {
-	ep       Endpoint
-	host     string
-	nameOpts []name.Option
-	puller   *remote.Puller
-	pusher   *remote.Pusher
-	maxPages int
-	ledger   *ledger
-	rt       http.RoundTripper // our transport stack, below authentication
-	auth     authn.Authenticator
-	keychain authn.Keychain
+	ep        Endpoint
+	host      string
+	nameOpts  []name.Option
+	puller    *remote.Puller
+	pusher    *remote.Pusher
+	maxPages  int
+	pageSize  int
+	retry     Retry
+	ledger    *ledger
+	userAgent string
+	rt        http.RoundTripper // our transport stack, below authentication
+	auth      authn.Authenticator
+	keychain  authn.Keychain
 }
 
 // Open returns the Store for an endpoint.
@@ -129,6 +139,7 @@ func Open(ep Endpoint, o Options) (Store, error) {
 	if o.Retry != nil {
 		retry = *o.Retry
 	}
+	store.retry, store.pageSize, store.userAgent = retry, o.PageSize, o.UserAgent
 	opts = append(opts, retry.options()...)
 	if store.puller, err = remote.NewPuller(opts...); err != nil {
 		return nil, err
@@ -136,6 +147,7 @@ func Open(ep Endpoint, o Options) (Store, error) {
 	if store.pusher, err = remote.NewPusher(opts...); err != nil {
 		return nil, err
 	}
+
 	return store, nil
 }
 
@@ -208,6 +220,12 @@ func (s *remoteStore) Tags(ctx context.Context, repo string) ([]string, error) {
 // Catalog lists the registry's repositories page by page (Link headers),
 // bounded like Tags so that an endless or looping Link header ends in an
 // error instead of a hang.
+//
+// The pages are fetched here rather than with go-containerregistry's
+// Catalogger, which rejects every Link header of a TLS registry at a
+// loopback or private address (it expects "http" there, while the requests
+// went over https), and which asks for n=1000 by default, which registries
+// with a smaller catalog.maxentries refuse.
 func (s *remoteStore) Catalog(ctx context.Context, max int) ([]string, bool, error) {
 	if IsDockerHub(s.ep.Registry) {
 		// Docker Hub answers /v2/_catalog with 401 whatever the
@@ -218,30 +236,109 @@ func (s *remoteStore) Catalog(ctx context.Context, max int) ([]string, bool, err
 	if err != nil {
 		return nil, false, fmt.Errorf("registry %q: %w", s.host, err)
 	}
-	c, err := s.puller.Catalogger(ctx, reg)
+	client, err := s.registryClient(ctx, reg)
 	if err != nil {
 		return nil, false, s.catalogErr(err)
 	}
+	first := url.URL{Scheme: reg.Scheme(), Host: reg.RegistryStr(), Path: "/v2/_catalog"}
+	if s.pageSize > 0 {
+		first.RawQuery = "n=" + strconv.Itoa(s.pageSize)
+	}
 	var repos []string
 	seen := map[string]bool{}
-	for pages := 0; c.HasNext(); pages++ {
+	for next, pages := first.String(), 0; next != ""; pages++ {
 		if pages >= s.maxPages {
 			return nil, false, fmt.Errorf("listing the catalog of %s: more than %d pages: %w", s.host, s.maxPages, ErrTooLarge)
 		}
-		page, err := c.Next(ctx)
+		var page []string
+		page, next, err = catalogPage(ctx, client, next)
 		if err != nil {
 			return nil, false, s.catalogErr(err)
 		}
-		if page.Next != "" && seen[page.Next] {
-			return nil, false, fmt.Errorf("listing the catalog of %s: the registry's Link header loops back to %s", s.host, page.Next)
+		if next != "" && seen[next] {
+			return nil, false, fmt.Errorf("listing the catalog of %s: the registry's Link header loops back to %s", s.host, next)
 		}
-		seen[page.Next] = true
-		repos = append(repos, page.Repos...)
+		seen[next] = true
+		repos = append(repos, page...)
 		if max > 0 && len(repos) >= max {
-			return repos[:max], len(repos) > max || c.HasNext(), nil
+			return repos[:max], len(repos) > max || next != "", nil
 		}
 	}
 	return repos, false, nil
+}
+
+// maxCatalogPage bounds one catalog page's JSON.
+const maxCatalogPage = 64 << 20
+
+// catalogPage fetches one page and returns the next page's URL ("" at the
+// end).
+func catalogPage(ctx context.Context, client *http.Client, u string) ([]string, string, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	if err != nil {
+		return nil, "", err
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		return nil, "", err
+	}
+	defer resp.Body.Close()
+	if err := transport.CheckError(resp, http.StatusOK); err != nil {
+		return nil, "", err
+	}
+	var page struct {
+		Repositories []string `json:"repositories"`
+	}
+	if err := json.NewDecoder(io.LimitReader(resp.Body, maxCatalogPage)).Decode(&page); err != nil {
+		return nil, "", fmt.Errorf("GET %s: reading the catalog: %w", u, err)
+	}
+	next, err := nextPage(resp)
+	return page.Repositories, next, err
+}
+
+// nextPage reads a Link header (`</v2/_catalog?last=x&n=2>; rel="next"`),
+// resolved against the request that got it. It must stay on the same host.
+func nextPage(resp *http.Response) (string, error) {
+	link := strings.TrimSpace(resp.Header.Get("Link"))
+	if link == "" {
+		return "", nil
+	}
+	target, _, _ := strings.Cut(strings.TrimPrefix(link, "<"), ">")
+	if !strings.HasPrefix(link, "<") || target == "" {
+		return "", fmt.Errorf("malformed Link header %q", link)
+	}
+	u, err := url.Parse(target)
+	if err != nil {
+		return "", fmt.Errorf("malformed Link header %q: %w", link, err)
+	}
+	if resp.Request != nil && resp.Request.URL != nil {
+		u = resp.Request.URL.ResolveReference(u)
+		if u.Host != resp.Request.URL.Host {
+			return "", fmt.Errorf("the Link header points at another host (%s)", u.Host)
+		}
+	}
+	if u.Scheme != "http" && u.Scheme != "https" {
+		return "", fmt.Errorf("the Link header %q is not an http(s) URL", link)
+	}
+	return u.String(), nil
+}
+
+// registryClient returns an HTTP client authenticated for registry-wide
+// requests (the catalog), with the store's retries and user agent.
+func (s *remoteStore) registryClient(ctx context.Context, reg name.Registry) (*http.Client, error) {
+	auth := s.auth
+	if auth == nil {
+		var err error
+		if auth, err = authn.Resolve(ctx, s.keychain, reg); err != nil {
+			return nil, err
+		}
+	}
+	rt := transport.NewRetry(s.rt, s.retry.transportOptions()...)
+	rt = transport.NewUserAgent(rt, s.userAgent)
+	t, err := transport.NewWithContext(ctx, reg, auth, rt, []string{reg.Scope(transport.PullScope)})
+	if err != nil {
+		return nil, err
+	}
+	return &http.Client{Transport: t}, nil
 }
 
 // catalogErr tells "this registry has no catalog for us" apart from a

@@ -62,6 +62,19 @@ type Retry struct {
 // DefaultRetry waits 1s, 3s, 9s.
 var DefaultRetry = Retry{Attempts: 4, Wait: time.Second, Factor: 3}
 
+// transportOptions are the same policy for requests made outside
+// go-containerregistry's remote package.
+func (r Retry) transportOptions() []transport.Option {
+	return []transport.Option{
+		transport.WithRetryPredicate(Retryable),
+		transport.WithRetryBackoff(transport.Backoff{Duration: r.Wait, Factor: r.Factor, Jitter: 0.1, Steps: r.Attempts}),
+		transport.WithRetryStatusCodes(retryStatusCodes...),
+	}
+}
+
+var retryStatusCodes = []int{http.StatusRequestTimeout, http.StatusTooManyRequests, http.StatusInternalServerError,
+	http.StatusBadGateway, http.StatusServiceUnavailable, http.StatusGatewayTimeout}
+
 func (r Retry) options() []remote.Option {
 	return []remote.Option{
 		remote.WithRetryPredicate(Retryable),

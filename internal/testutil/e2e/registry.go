@@ -52,6 +52,10 @@ type Options struct {
 	// (http.tls.clientcas); Registry.ClientCert/ClientKey then name a usable
 	// pair. Requires TLS.
 	ClientCAs bool
+	// CatalogMaxEntries caps the repositories per /v2/_catalog page
+	// (catalog.maxentries; 0: the registry's default of 1000), so that a
+	// few repositories span several pages.
+	CatalogMaxEntries int
 	// Count puts a counting reverse proxy in front of the registry (same
 	// scheme, same CA, same client-certificate demands); Registry.Host is
 	// then the proxy's address and Counts/Requests/GETs report what it saw.
@@ -336,6 +340,10 @@ func registryConfig(r *Registry, o Options, htpasswd string) []byte {
 	w("  maintenance:")
 	w("    uploadpurging:")
 	w("      enabled: false")
+	if o.CatalogMaxEntries > 0 {
+		w("catalog:")
+		w("  maxentries: %d", o.CatalogMaxEntries)
+	}
 	w("http:")
 	w("  addr: %s", q(r.BackendHost))
 	w("  secret: %s", q(randomHex(16)))
