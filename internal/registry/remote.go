@@ -238,7 +238,8 @@ func (s *remoteStore) Catalog(ctx context.Context, max int) ([]string, bool, err
 	}
 	client, err := s.registryClient(ctx, reg)
 	if err != nil {
-		return nil, false, s.catalogErr(err)
+		// The ping failed: not a registry, or not reachable.
+		return nil, false, fmt.Errorf("listing the catalog of %s: %w", s.host, explain(s.host, err))
 	}
 	first := url.URL{Scheme: reg.Scheme(), Host: reg.RegistryStr(), Path: "/v2/_catalog"}
 	if s.pageSize > 0 {
