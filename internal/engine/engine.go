@@ -382,7 +382,11 @@ func (e *Engine) expandMapping(ctx context.Context, run uint64, ti, mi int, t *T
 		}
 		j := base
 		j.order[2] = ri
-		j.mapping = &Mapping{From: from, To: to, Origin: m.Origin, Tags: m.Tags, Platform: m.Platform}
+		// The repository's own mapping: every other setting (tags,
+		// platform, referrers, ...) as written.
+		own := *m
+		own.From, own.To = from, to
+		j.mapping = &own
 		repos = append(repos, j)
 	}
 	return repos, failed
