@@ -323,15 +323,21 @@ func nextPage(resp *http.Response) (string, error) {
 	return u.String(), nil
 }
 
+// authFor returns the store's credentials for a repository or the registry:
+// the explicit ones, else what the keychain resolves.
+func (s *remoteStore) authFor(ctx context.Context, res authn.Resource) (authn.Authenticator, error) {
+	if s.auth != nil {
+		return s.auth, nil
+	}
+	return authn.Resolve(ctx, s.keychain, res)
+}
+
 // registryClient returns an HTTP client authenticated for registry-wide
 // requests (the catalog), with the store's retries and user agent.
 func (s *remoteStore) registryClient(ctx context.Context, reg name.Registry) (*http.Client, error) {
-	auth := s.auth
-	if auth == nil {
-		var err error
-		if auth, err = authn.Resolve(ctx, s.keychain, reg); err != nil {
-			return nil, err
-		}
+	auth, err := s.authFor(ctx, reg)
+	if err != nil {
+		return nil, err
 	}
 	rt := transport.NewRetry(s.rt, s.retry.transportOptions()...)
 	rt = transport.NewUserAgent(rt, s.userAgent)
@@ -426,12 +432,9 @@ func (s *remoteStore) Push(ctx context.Context, repo, ref string, a *Artifact) (
 // authClient returns an HTTP client authenticated for pushing to repo, for
 // the few requests go-containerregistry does not make for us.
 func (s *remoteStore) authClient(ctx context.Context, repo name.Repository) (*http.Client, error) {
-	auth := s.auth
-	if auth == nil {
-		var err error
-		if auth, err = authn.Resolve(ctx, s.keychain, repo); err != nil {
-			return nil, err
-		}
+	auth, err := s.authFor(ctx, repo)
+	if err != nil {
+		return nil, err
 	}
 	t, err := transport.NewWithContext(ctx, repo.Registry, auth, s.rt, []string{repo.Scope(transport.PushScope)})
 	if err != nil {
