@@ -7,7 +7,6 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
-	"io"
 	"io/fs"
 	"log/slog"
 	"net"
@@ -25,6 +24,7 @@ import (
 
 	"github.com/regmirror/regmirror/internal/config"
 	"github.com/regmirror/regmirror/internal/engine"
+	"github.com/regmirror/regmirror/internal/progress"
 	"github.com/regmirror/regmirror/internal/registry"
 	"github.com/regmirror/regmirror/internal/schedule"
 	"github.com/regmirror/regmirror/internal/server"
@@ -71,7 +71,7 @@ HTTP endpoints on --listen: /healthz, /readyz, /metrics (Prometheus) and
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			def := "json"
-			if isTerminal(g.stderr) {
+			if progress.IsTerminal(g.stderr) {
 				def = "text"
 			}
 			log, err := g.logger(def)
@@ -110,16 +110,6 @@ HTTP endpoints on --listen: /healthz, /readyz, /metrics (Prometheus) and
 	f.IntVar(&transfers, "transfers", 0, "blob transfers in flight across all tasks (default: the config's `transfers`, else 8)")
 	f.StringVar(&platformCache, "platform-cache", defaultPlatformCache(), "file remembering which image each multi-arch index holds per platform (\"\" keeps it in memory)")
 	return cmd
-}
-
-// isTerminal reports whether w is a character device (a terminal).
-func isTerminal(w io.Writer) bool {
-	f, ok := w.(*os.File)
-	if !ok {
-		return false
-	}
-	st, err := f.Stat()
-	return err == nil && st.Mode()&os.ModeCharDevice != 0
 }
 
 // daemon ties the configuration file to the scheduler, the engine and the

@@ -11,9 +11,6 @@ import (
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/v1/remote"
-	dto "github.com/prometheus/client_model/go"
-	"github.com/prometheus/common/expfmt"
-	"github.com/prometheus/common/model"
 
 	"github.com/regmirror/regmirror/internal/config"
 	"github.com/regmirror/regmirror/internal/engine"
@@ -22,6 +19,7 @@ import (
 	"github.com/regmirror/regmirror/internal/schedule"
 	"github.com/regmirror/regmirror/internal/server"
 	"github.com/regmirror/regmirror/internal/testutil/imagegen"
+	"github.com/regmirror/regmirror/internal/testutil/promtext"
 	"github.com/regmirror/regmirror/internal/testutil/regtest"
 )
 
@@ -41,61 +39,13 @@ func get(t *testing.T, h http.Handler, path string) (int, string) {
 	return rec.Code, string(b)
 }
 
-// scrape parses /metrics as the Prometheus text format.
-func scrape(t *testing.T, h http.Handler) map[string]*dto.MetricFamily {
+func scrape(t *testing.T, h http.Handler) promtext.Families {
 	t.Helper()
 	code, body := get(t, h, "/metrics")
 	if code != http.StatusOK {
 		t.Fatalf("/metrics: %d", code)
 	}
-	p := expfmt.NewTextParser(model.UTF8Validation)
-	fams, err := p.TextToMetricFamilies(strings.NewReader(body))
-	if err != nil {
-		t.Fatalf("/metrics is not Prometheus text format: %v\n%s", err, body)
-	}
-	return fams
-}
-
-// value finds the sample of family name whose labels include labels.
-func value(t *testing.T, fams map[string]*dto.MetricFamily, name string, labels map[string]string) (float64, bool) {
-	t.Helper()
-	f := fams[name]
-	if f == nil {
-		return 0, false
-	}
-next:
-	for _, m := range f.Metric {
-		have := map[string]string{}
-		for _, l := range m.Label {
-			have[l.GetName()] = l.GetValue()
-		}
-		for k, v := range labels {
-			if have[k] != v {
-				continue next
-			}
-		}
-		switch {
-		case m.Counter != nil:
-			return m.Counter.GetValue(), true
-		case m.Gauge != nil:
-			return m.Gauge.GetValue(), true
-		case m.Histogram != nil:
-			return float64(m.Histogram.GetSampleCount()), true
-		}
-	}
-	return 0, false
-}
-
-func want(t *testing.T, fams map[string]*dto.MetricFamily, name string, labels map[string]string, v float64) {
-	t.Helper()
-	got, ok := value(t, fams, name, labels)
-	if !ok {
-		t.Errorf("%s%v: missing", name, labels)
-		return
-	}
-	if got != v {
-		t.Errorf("%s%v = %v, want %v", name, labels, got, v)
-	}
+	return promtext.Parse(t, body)
 }
 
 // TestMetricsAndStatusFollowARealRun runs the engine against in-process
@@ -161,27 +111,26 @@ func TestMetricsAndStatusFollowARealRun(t *testing.T) {
 	st.RunSkipped("mirror")
 
 	fams := scrape(t, h)
-	task1 := map[string]string{"task": "mirror"}
-	want(t, fams, "regmirror_images_total", map[string]string{"task": "mirror", "result": "copied"}, 2)
-	want(t, fams, "regmirror_images_total", map[string]string{"task": "mirror", "result": "skipped"}, 2)
-	want(t, fams, "regmirror_images_total", map[string]string{"task": "mirror", "result": "failed"}, 1)
-	want(t, fams, "regmirror_images_total", map[string]string{"task": "idle", "result": "copied"}, 0)
-	want(t, fams, "regmirror_bytes_copied_total", task1, float64(copiedBytes))
-	want(t, fams, "regmirror_runs_total", map[string]string{"task": "mirror", "result": "failed"}, 1)
-	want(t, fams, "regmirror_runs_total", map[string]string{"task": "mirror", "result": "ok"}, 1)
-	want(t, fams, "regmirror_run_duration_seconds", task1, 2)
-	want(t, fams, "regmirror_runs_skipped_total", task1, 1)
-	want(t, fams, "regmirror_config_reload_failures_total", nil, 1)
-	want(t, fams, "regmirror_config_last_reload_successful", nil, 1)
-	want(t, fams, "regmirror_ratelimit_remaining", map[string]string{"registry": src.Host}, 42)
-	want(t, fams, "regmirror_ratelimit_limit", map[string]string{"registry": src.Host}, 100)
+	fams.Want(t, 2, "regmirror_images_total", "result", "copied", "task", "mirror")
+	fams.Want(t, 2, "regmirror_images_total", "result", "skipped", "task", "mirror")
+	fams.Want(t, 1, "regmirror_images_total", "result", "failed", "task", "mirror")
+	fams.Want(t, 0, "regmirror_images_total", "result", "copied", "task", "idle")
+	fams.Want(t, float64(copiedBytes), "regmirror_bytes_copied_total", "task", "mirror")
+	fams.Want(t, 1, "regmirror_runs_total", "result", "failed", "task", "mirror")
+	fams.Want(t, 1, "regmirror_runs_total", "result", "ok", "task", "mirror")
+	fams.Want(t, 2, "regmirror_run_duration_seconds", "task", "mirror")
+	fams.Want(t, 1, "regmirror_runs_skipped_total", "task", "mirror")
+	fams.Want(t, 1, "regmirror_config_reload_failures_total")
+	fams.Want(t, 1, "regmirror_config_last_reload_successful")
+	fams.Want(t, 42, "regmirror_ratelimit_remaining", "registry", src.Host)
+	fams.Want(t, 100, "regmirror_ratelimit_limit", "registry", src.Host)
 	// Two manifests fetched for the copies; the failed tag and the
 	// second run cost HEADs only.
-	want(t, fams, "regmirror_pulls_total", map[string]string{"registry": src.Host}, 2)
-	if ts, ok := value(t, fams, "regmirror_last_success_timestamp_seconds", task1); !ok || ts < float64(started2.Unix()) {
+	fams.Want(t, 2, "regmirror_pulls_total", "registry", src.Host)
+	if ts, ok := fams.Value("regmirror_last_success_timestamp_seconds", "task", "mirror"); !ok || ts < float64(started2.Unix()) {
 		t.Errorf("last success timestamp %v (present %v), want >= %d", ts, ok, started2.Unix())
 	}
-	if _, ok := value(t, fams, "regmirror_last_success_timestamp_seconds", map[string]string{"task": "idle"}); ok {
+	if _, ok := fams.Value("regmirror_last_success_timestamp_seconds", "task", "idle"); ok {
 		t.Error("a task that never ran has a last success")
 	}
 
@@ -223,9 +172,9 @@ func TestMetricsAndStatusFollowARealRun(t *testing.T) {
 		t.Errorf("/status after failed reloads:\n%s", body)
 	}
 	fams = scrape(t, h)
-	want(t, fams, "regmirror_config_reload_failures_total", nil, 3)
-	want(t, fams, "regmirror_config_last_reload_successful", nil, 0)
-	if _, ok := value(t, fams, "regmirror_images_total", map[string]string{"task": "idle"}); ok {
+	fams.Want(t, 3, "regmirror_config_reload_failures_total")
+	fams.Want(t, 0, "regmirror_config_last_reload_successful")
+	if _, ok := fams.Value("regmirror_images_total", "result", "copied", "task", "idle"); ok {
 		t.Error("a removed task still has series")
 	}
 }

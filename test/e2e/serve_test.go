@@ -24,13 +24,11 @@ import (
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
-	dto "github.com/prometheus/client_model/go"
-	"github.com/prometheus/common/expfmt"
-	"github.com/prometheus/common/model"
 
 	"github.com/regmirror/regmirror/internal/server"
 	"github.com/regmirror/regmirror/internal/testutil/e2e"
 	"github.com/regmirror/regmirror/internal/testutil/imagegen"
+	"github.com/regmirror/regmirror/internal/testutil/promtext"
 )
 
 // daemon is a running `regmirror serve`.
@@ -162,56 +160,13 @@ func (d *daemon) status(t *testing.T) server.Status {
 	return s
 }
 
-func (d *daemon) metrics(t *testing.T) map[string]*dto.MetricFamily {
+func (d *daemon) metrics(t *testing.T) promtext.Families {
 	t.Helper()
 	code, body := d.get(t, "/metrics")
 	if code != http.StatusOK {
 		t.Fatalf("/metrics: %d", code)
 	}
-	parser := expfmt.NewTextParser(model.UTF8Validation)
-	fams, err := parser.TextToMetricFamilies(strings.NewReader(body))
-	if err != nil {
-		t.Fatalf("/metrics does not parse as the Prometheus text format: %v\n%s", err, body)
-	}
-	return fams
-}
-
-// sample returns the value of the sample of family name with exactly the
-// given labels (counter, gauge, or a histogram's count).
-func sample(fams map[string]*dto.MetricFamily, name string, labels ...string) (float64, bool) {
-	f := fams[name]
-	if f == nil {
-		return 0, false
-	}
-	for _, m := range f.Metric {
-		var got []string
-		for _, l := range m.Label {
-			got = append(got, l.GetName(), l.GetValue())
-		}
-		if !slices.Equal(got, labels) {
-			continue
-		}
-		switch {
-		case m.Counter != nil:
-			return m.Counter.GetValue(), true
-		case m.Gauge != nil:
-			return m.Gauge.GetValue(), true
-		case m.Histogram != nil:
-			return float64(m.Histogram.GetSampleCount()), true
-		}
-	}
-	return 0, false
-}
-
-func wantSample(t *testing.T, fams map[string]*dto.MetricFamily, want float64, name string, labels ...string) {
-	t.Helper()
-	got, ok := sample(fams, name, labels...)
-	switch {
-	case !ok:
-		t.Errorf("%s%v: missing", name, labels)
-	case got != want:
-		t.Errorf("%s%v = %v, want %v", name, labels, got, want)
-	}
+	return promtext.Parse(t, body)
 }
 
 // waitFor polls cond every 100ms for at most timeout.
@@ -319,41 +274,41 @@ func TestServePicksUpNewTagAndMetricsMatch(t *testing.T) {
 
 	fams := d.metrics(t)
 	// Copied exactly once each, never again.
-	wantSample(t, fams, 2, "regmirror_images_total", "result", "copied", "task", "mirror")
-	wantSample(t, fams, 0, "regmirror_images_total", "result", "failed", "task", "mirror")
-	if n, _ := sample(fams, "regmirror_images_total", "result", "skipped", "task", "mirror"); n < 2 {
+	fams.Want(t, 2, "regmirror_images_total", "result", "copied", "task", "mirror")
+	fams.Want(t, 0, "regmirror_images_total", "result", "failed", "task", "mirror")
+	if n, _ := fams.Value("regmirror_images_total", "result", "skipped", "task", "mirror"); n < 2 {
 		t.Errorf("mirror skipped %v images, want at least 2", n)
 	}
 	// The once task ran once, and its one image failed.
-	wantSample(t, fams, 1, "regmirror_images_total", "result", "failed", "task", "once")
-	wantSample(t, fams, 0, "regmirror_images_total", "result", "copied", "task", "once")
-	wantSample(t, fams, 1, "regmirror_runs_total", "result", "failed", "task", "once")
-	wantSample(t, fams, 1, "regmirror_run_duration_seconds", "task", "once")
-	if _, ok := sample(fams, "regmirror_last_success_timestamp_seconds", "task", "once"); ok {
+	fams.Want(t, 1, "regmirror_images_total", "result", "failed", "task", "once")
+	fams.Want(t, 0, "regmirror_images_total", "result", "copied", "task", "once")
+	fams.Want(t, 1, "regmirror_runs_total", "result", "failed", "task", "once")
+	fams.Want(t, 1, "regmirror_run_duration_seconds", "task", "once")
+	if _, ok := fams.Value("regmirror_last_success_timestamp_seconds", "task", "once"); ok {
 		t.Error("the failed once task has a last success")
 	}
-	if ts, ok := sample(fams, "regmirror_last_success_timestamp_seconds", "task", "mirror"); !ok || ts < float64(time.Now().Add(-time.Minute).Unix()) {
+	if ts, ok := fams.Value("regmirror_last_success_timestamp_seconds", "task", "mirror"); !ok || ts < float64(time.Now().Add(-time.Minute).Unix()) {
 		t.Errorf("mirror last success %v (present %v)", ts, ok)
 	}
-	ok, _ := sample(fams, "regmirror_runs_total", "result", "ok", "task", "mirror")
-	failed, _ := sample(fams, "regmirror_runs_total", "result", "failed", "task", "mirror")
-	cancelled, _ := sample(fams, "regmirror_runs_total", "result", "cancelled", "task", "mirror")
+	ok, _ := fams.Value("regmirror_runs_total", "result", "ok", "task", "mirror")
+	failed, _ := fams.Value("regmirror_runs_total", "result", "failed", "task", "mirror")
+	cancelled, _ := fams.Value("regmirror_runs_total", "result", "cancelled", "task", "mirror")
 	if ok < 3 || failed != 0 || cancelled != 0 {
 		t.Errorf("mirror runs: ok %v failed %v cancelled %v, want >= 3 ok only", ok, failed, cancelled)
 	}
 	// What the registries saw: one manifest GET per copy (the pulls), one
 	// manifest PUT per copy, and the bytes uploaded: both images' blobs
 	// and manifests, the shared base layer once.
-	wantSample(t, fams, float64(src.Counts()["manifest GET"]), "regmirror_pulls_total", "registry", src.Host)
-	wantSample(t, fams, 2, "regmirror_pulls_total", "registry", src.Host)
+	fams.Want(t, float64(src.Counts()["manifest GET"]), "regmirror_pulls_total", "registry", src.Host)
+	fams.Want(t, 2, "regmirror_pulls_total", "registry", src.Host)
 	if n := dst.Counts()["manifest PUT"]; n != 2 {
 		t.Errorf("target saw %d manifest PUTs, want 2", n)
 	}
 	baseDigest, _ := base.Digest()
 	wantBytes := blobBytes(t, img1, nil) + blobBytes(t, img2, map[v1.Hash]bool{baseDigest: true})
-	wantSample(t, fams, float64(wantBytes), "regmirror_bytes_copied_total", "task", "mirror")
-	wantSample(t, fams, 0, "regmirror_config_reload_failures_total")
-	wantSample(t, fams, 1, "regmirror_config_last_reload_successful")
+	fams.Want(t, float64(wantBytes), "regmirror_bytes_copied_total", "task", "mirror")
+	fams.Want(t, 0, "regmirror_config_reload_failures_total")
+	fams.Want(t, 1, "regmirror_config_last_reload_successful")
 	// docker-registry sends no rate-limit headers: no reading, no series.
 	if f := fams["regmirror_ratelimit_remaining"]; f != nil && len(f.Metric) > 0 {
 		t.Errorf("rate-limit readings from a registry that sends none: %v", f)
@@ -463,8 +418,8 @@ func TestServeReloads(t *testing.T) {
 		t.Errorf("/readyz after a broken edit: %d, want 200 (the last good config runs)", code)
 	}
 	fams := d.metrics(t)
-	wantSample(t, fams, 1, "regmirror_config_reload_failures_total")
-	wantSample(t, fams, 0, "regmirror_config_last_reload_successful")
+	fams.Want(t, 1, "regmirror_config_reload_failures_total")
+	fams.Want(t, 0, "regmirror_config_last_reload_successful")
 	if !strings.Contains(d.logs.String(), cfg+":4:") {
 		t.Error("the log does not name file:line of the broken edit")
 	}
@@ -474,8 +429,8 @@ func TestServeReloads(t *testing.T) {
 	writeFileAtomically(t, cfg, conf(false, taskB2))
 	waitFor(t, 30*time.Second, "task a to go", func() bool { return runs("a") == -1 })
 	fams = d.metrics(t)
-	wantSample(t, fams, 1, "regmirror_config_last_reload_successful")
-	if _, ok := sample(fams, "regmirror_images_total", "result", "copied", "task", "a"); ok {
+	fams.Want(t, 1, "regmirror_config_last_reload_successful")
+	if _, ok := fams.Value("regmirror_images_total", "result", "copied", "task", "a"); ok {
 		t.Error("removed task a still has metrics")
 	}
 	// With watching off, SIGHUP reloads: task c appears and runs.
