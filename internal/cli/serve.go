@@ -107,7 +107,7 @@ HTTP endpoints on --listen: /healthz, /readyz, /metrics (Prometheus) and
 	f.StringVarP(&cfgPath, "config", "c", "", "configuration file (dregsy format or a superset)")
 	f.StringVar(&listen, "listen", defaultListen, "address of the HTTP endpoints (/healthz, /readyz, /metrics, /status)")
 	f.IntVarP(&jobs, "jobs", "j", 8, "images copied in parallel per task run")
-	f.IntVar(&transfers, "transfers", 0, "blob transfers in flight across all tasks (default: the config's `transfers`, else 8)")
+	f.IntVar(&transfers, "transfers", 0, "blob transfers in flight across all tasks (default: the config's transfers: key, else 8)")
 	f.StringVar(&platformCache, "platform-cache", defaultPlatformCache(), "file remembering which image each multi-arch index holds per platform (\"\" keeps it in memory)")
 	return cmd
 }
@@ -206,7 +206,11 @@ func (d *daemon) apply(cfg *config.Config, reason string) error {
 		if c.Kind == schedule.Kept {
 			lvl = slog.LevelDebug
 		}
-		d.log.Log(context.Background(), lvl, "task "+string(c.Kind), "task", c.Name, "reason", reason, "cancelled_run", c.Running && c.Kind != schedule.Kept && c.Kind != schedule.Added)
+		attrs := []any{"task", c.Name, "reason", reason}
+		if c.Running && (c.Kind == schedule.Changed || c.Kind == schedule.Removed) {
+			attrs = append(attrs, "cancelled_run", true)
+		}
+		d.log.Log(context.Background(), lvl, "task "+string(c.Kind), attrs...)
 	}
 	d.watch.Store(cfg.Watch)
 	if cfg.Transfers != d.transfer {
