@@ -218,10 +218,33 @@ func TestParseCron(t *testing.T) {
 		{"0 0 30 2 *", false}, // never fires
 		{"@every banana", false},
 		{"CRON_TZ=Nowhere/Land 0 3 * * *", false},
+		{"CRON_TZ=UTC", false}, // panics inside robfig/cron v3.0.1
+		{"TZ=", false},
+		{"@every 0s", false},
+		{"@every -5m", false},
+		{"CRON_TZ=UTC @every 500ms", false},
+		{"CRON_TZ=UTC @every 2s", true},
 	} {
 		_, err := ParseCron(tc.expr)
 		if (err == nil) != tc.ok {
 			t.Errorf("ParseCron(%q): err %v, want ok=%v", tc.expr, err, tc.ok)
 		}
 	}
+}
+
+// FuzzParseCron: any expression is either an error or a schedule whose
+// next time lies after the time asked about; never a panic.
+func FuzzParseCron(f *testing.F) {
+	for _, s := range []string{"0 3 * * *", "*/2 * * * * *", "@every 90s", "CRON_TZ=UTC 0 3 * * 1-5", "TZ=", "0 0 30 2 *"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, expr string) {
+		c, err := ParseCron(expr)
+		if err != nil {
+			return
+		}
+		if next := c.Next(t0); !next.After(t0) {
+			t.Errorf("%q: next after %s is %s", expr, t0, next)
+		}
+	})
 }

@@ -13,6 +13,7 @@ package schedule
 
 import (
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/robfig/cron/v3"
@@ -34,10 +35,23 @@ type Cron struct {
 // descriptor (@yearly, @monthly, @weekly, @daily, @hourly, @every DURATION);
 // "CRON_TZ=Europe/Berlin " in front selects a time zone (default: the
 // process's local time zone).
-func ParseCron(expr string) (Cron, error) {
+func ParseCron(expr string) (c Cron, err error) {
+	// robfig/cron v3.0.1 panics on a time-zone prefix with nothing after
+	// it ("CRON_TZ=UTC"); a configuration file must get an error instead.
+	defer func() {
+		if r := recover(); r != nil {
+			c, err = Cron{}, fmt.Errorf("cannot parse %q", expr)
+		}
+	}()
 	s, err := cronParser.Parse(expr)
 	if err != nil {
 		return Cron{}, err
+	}
+	// The parser turns "@every 0s" and "@every -5m" into every second.
+	if f := strings.Fields(expr); len(f) >= 2 && f[len(f)-2] == "@every" {
+		if d, perr := time.ParseDuration(f[len(f)-1]); perr != nil || d < time.Second {
+			return Cron{}, fmt.Errorf("%q: @every needs a duration of at least 1s", expr)
+		}
 	}
 	// A schedule that never fires (30 February) would leave a task that
 	// silently never runs.
