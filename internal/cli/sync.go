@@ -88,7 +88,7 @@ failed (all others were still attempted); 2 usage or configuration error.`,
 // its reason, so the end of a log says everything a reader needs.
 func logSummary(log *slog.Logger, rep *engine.Report) {
 	for _, s := range rep.Summaries() {
-		log.Info("summary", "task", s.Task, "copied", s.Copied, "skipped", s.Skipped, "failed", s.Failed, "bytes", s.Bytes)
+		log.Info("summary", "task", s.Task, "copied", s.Copied, "skipped", s.Skipped, "failed", s.Failed, "pruned", s.Pruned, "bytes", s.Bytes)
 		for _, f := range s.Failures {
 			log.Error("failed image", "task", f.Task, "source", f.Source, "target", f.Target, "tag", f.Tag, "error", f.Err)
 		}

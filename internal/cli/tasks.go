@@ -105,7 +105,7 @@ func engineTasks(tasks []config.Task) ([]engine.Task, error) {
 		et := engine.Task{Name: t.Name, Source: endpoint(t.Source), Target: endpoint(t.Target),
 			Lister: engine.Lister{MaxItems: t.Lister.MaxItems, CacheDuration: t.Lister.CacheDuration, Type: t.Lister.Type}}
 		for _, m := range t.Mappings {
-			em := engine.Mapping{From: m.From, To: m.To, Tags: m.Tags, Referrers: m.Referrers, Origin: fmt.Sprintf("%s:%d", t.File, m.Line)}
+			em := engine.Mapping{From: m.From, To: m.To, Tags: m.Tags, Referrers: m.Referrers, Prune: m.Prune, Origin: fmt.Sprintf("%s:%d", t.File, m.Line)}
 			if m.Platform != "" && m.Platform != "all" {
 				p, err := v1.ParsePlatform(m.Platform)
 				if err != nil {

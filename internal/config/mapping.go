@@ -28,7 +28,7 @@ func (l *loader) mapping(item *yaml.Node, i int) (Mapping, bool) {
 	}
 	m := Mapping{Line: n.Line}
 	if isNull(n) || n.Kind != yaml.MappingNode {
-		l.errorf(n.Line, "mappings[%d] must be a mapping with from (and to, tags, platform, referrers), not %s", i, kindName(n))
+		l.errorf(n.Line, "mappings[%d] must be a mapping with from (and to, tags, platform, referrers, prune), not %s", i, kindName(n))
 		return m, false
 	}
 	nerrs := len(l.errs)
@@ -44,6 +44,8 @@ func (l *loader) mapping(item *yaml.Node, i int) (Mapping, bool) {
 		// Ours: also copy what is attached to each image (signatures,
 		// attestations, SBOMs).
 		"referrers": func(key, val *yaml.Node) { m.Referrers = l.boolean(key, val, what) },
+		// Ours: delete target tags the source no longer has.
+		"prune": func(key, val *yaml.Node) { m.Prune = l.boolean(key, val, what) },
 	})
 
 	// from

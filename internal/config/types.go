@@ -161,6 +161,10 @@ type Mapping struct {
 	// OCI referrers (signatures, attestations, SBOMs with a subject) and
 	// cosign's sha256-<hex>.sig/.att/.sbom tags (ours).
 	Referrers bool
+	// Prune deletes, after a sync of this mapping in which nothing
+	// failed, the target tags that the mapping's filter owns and that the
+	// source no longer has (ours).
+	Prune bool
 
 	Line int
 }

@@ -57,6 +57,10 @@ type Mapping struct {
 	// Referrers also copies what is attached to each image: OCI
 	// referrers and cosign's .sig/.att/.sbom tags (see attach.go).
 	Referrers bool
+	// Prune deletes, after a run in which every image of a repository
+	// synced, the target tags the mapping owns (Tags.Owns) that the
+	// source no longer has (see prune.go).
+	Prune bool
 }
 
 // Options configure an Engine.
@@ -169,6 +173,8 @@ const (
 	Copied  Status = "copied"
 	Skipped Status = "skipped"
 	Failed  Status = "failed"
+	// Pruned: the tag was deleted from the target (mappings with Prune).
+	Pruned Status = "pruned"
 )
 
 // Result is the outcome for one image (or, with an empty Tag, for a whole
@@ -186,6 +192,8 @@ type Result struct {
 	// with the image (mappings with Referrers only).
 	Attachments int
 	Err         error
+
+	mapping *Mapping // the repository's mapping the result belongs to (prune)
 }
 
 // Report is the outcome of a run, in task, mapping, repository and tag
@@ -198,6 +206,7 @@ type Report struct {
 type TaskSummary struct {
 	Task                    string
 	Copied, Skipped, Failed int
+	Pruned                  int
 	Bytes                   int64
 	Failures                []Result
 }
@@ -222,6 +231,8 @@ func (r *Report) Summaries() []TaskSummary {
 		case Failed:
 			s.Failed++
 			s.Failures = append(s.Failures, res)
+		case Pruned:
+			s.Pruned++
 		}
 		s.Bytes += res.Bytes
 	}
@@ -254,7 +265,7 @@ type job struct {
 // when all images are done or ctx is cancelled; cancelled images are
 // reported as failed.
 func (e *Engine) Run(ctx context.Context, tasks []Task) *Report {
-	jobs := e.plan(ctx, tasks)
+	jobs, repos := e.plan(ctx, tasks)
 	if e.onPlanned != nil {
 		e.onPlanned(len(jobs))
 	}
@@ -285,6 +296,7 @@ func (e *Engine) Run(ctx context.Context, tasks []Task) *Report {
 	for _, i := range order {
 		rep.Results = append(rep.Results, results[i])
 	}
+	rep.Results = append(rep.Results, e.pruneAll(ctx, repos, rep.Results)...)
 	if err := e.platforms.save(); err != nil {
 		e.log.Warn("could not save the platform cache", "error", err)
 	}
@@ -294,12 +306,13 @@ func (e *Engine) Run(ctx context.Context, tasks []Task) *Report {
 // plan expands every mapping into the repositories it names (listing the
 // source's catalog for a regex: From), then lists and filters the tags of
 // each repository; both steps run concurrently.
-func (e *Engine) plan(ctx context.Context, tasks []Task) []job {
+func (e *Engine) plan(ctx context.Context, tasks []Task) ([]job, []*repoPlan) {
 	run := e.runs.Add(1)
 	var (
 		mu    sync.Mutex
 		jobs  []job
 		repos []job // one per repository, order[3] == -1
+		plans = make([]*repoPlan, 0)
 	)
 	add := func(dst *[]job, js ...job) {
 		mu.Lock()
@@ -322,12 +335,34 @@ func (e *Engine) plan(ctx context.Context, tasks []Task) []job {
 	_ = g.Wait()
 	for i := range repos {
 		g.Go(func() error {
-			add(&jobs, e.planRepo(ctx, repos[i])...)
+			js, rp := e.planRepo(ctx, repos[i])
+			add(&jobs, js...)
+			mu.Lock()
+			plans = append(plans, rp)
+			mu.Unlock()
 			return nil
 		})
 	}
 	_ = g.Wait()
-	return jobs
+	slices.SortFunc(plans, func(a, b *repoPlan) int { return slices.Compare(a.order[:], b.order[:]) })
+	return jobs, plans
+}
+
+// repoPlan is what planning learnt about one repository of a mapping;
+// prune needs it.
+type repoPlan struct {
+	order   [3]int // task, mapping, repository
+	task    *Task
+	mapping *Mapping // the repository's own mapping
+	src     registry.Store
+	dst     registry.Store
+	// srcTags is the source's tag list; listed says it was listed.
+	srcTags []string
+	listed  bool
+	// selected are the target references the repository's jobs write.
+	selected []string
+	// err is set when planning failed (the tag listing).
+	err error
 }
 
 // expandMapping resolves a mapping into one job template per repository it
@@ -406,12 +441,14 @@ func mappingName(t *Task, mi int) string {
 }
 
 // planRepo lists and filters the tags of one repository.
-func (e *Engine) planRepo(ctx context.Context, base job) []job {
+func (e *Engine) planRepo(ctx context.Context, base job) ([]job, *repoPlan) {
 	t, m, src, dst := base.task, base.mapping, base.src, base.dst
 	base.srcR, base.dstR = src.Ref(m.From, ""), dst.Ref(m.To, "")
-	fail := func(err error) []job {
+	rp := &repoPlan{order: [3]int(base.order[:3]), task: t, mapping: m, src: src, dst: dst}
+	fail := func(err error) ([]job, *repoPlan) {
 		base.preResolved = err
-		return []job{base}
+		rp.err = err
+		return []job{base}, rp
 	}
 	tags := m.Tags
 	if tags == nil {
@@ -419,11 +456,14 @@ func (e *Engine) planRepo(ctx context.Context, base job) []job {
 	}
 	var available []string
 	var err error
-	if tags.NeedsList() {
+	// Prune needs the source's tags even when the filter does not: it
+	// deletes only what the source no longer has.
+	if tags.NeedsList() || m.Prune {
 		available, err = src.Tags(ctx, m.From)
 		if err != nil {
 			return fail(err)
 		}
+		rp.listed = true
 		if m.Referrers {
 			// Attachment tags travel with their subject, not as
 			// images of their own.
@@ -442,16 +482,18 @@ func (e *Engine) planRepo(ctx context.Context, base job) []job {
 		j.srcR = src.Ref(m.From, j.ref.Source())
 		j.dstR = dst.Ref(m.To, j.ref.Target())
 		jobs = append(jobs, j)
+		rp.selected = append(rp.selected, j.ref.Target())
 	}
+	rp.srcTags = available
 	if len(jobs) == 0 {
 		e.log.Warn("no tags selected", "task", t.Name, "source", base.srcR)
 	}
-	return jobs
+	return jobs, rp
 }
 
 func (e *Engine) runJob(ctx context.Context, j *job) Result {
 	start := time.Now()
-	r := Result{Task: j.task.Name, Source: j.srcR, Target: j.dstR, Tag: j.ref.String()}
+	r := Result{Task: j.task.Name, Source: j.srcR, Target: j.dstR, Tag: j.ref.String(), mapping: j.mapping}
 	var err error
 	if j.preResolved != nil {
 		err = j.preResolved

@@ -272,6 +272,20 @@ func (t *Tags) Select(available []string) []string {
 	return out
 }
 
+// Owns reports whether tag is one this list would select if the source had
+// it, ignoring "keep: latest N" (a window over versions that moves as new
+// ones arrive, so a tag that left it was still the mapping's): a verbatim
+// entry, or, when the list selects every tag or the tag passes a regex: or
+// semver: filter, a tag that passes every keep: rule. Prune deletes only
+// tags their mapping owns.
+func (t *Tags) Owns(tag string) bool {
+	if slices.Contains(t.verbatim, tag) {
+		return true
+	}
+	all := len(t.regexes) == 0 && len(t.ranges) == 0 && len(t.verbatim) == 0
+	return (all || t.matches(tag)) && t.kept(tag)
+}
+
 // matches reports whether tag passes any regex: or semver: filter.
 func (t *Tags) matches(tag string) bool {
 	for _, m := range t.regexes {

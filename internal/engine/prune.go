@@ -1,0 +1,193 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/regmirror/regmirror/internal/filter"
+	"github.com/regmirror/regmirror/internal/registry"
+)
+
+// Prune deletes from a mapping's target repository the tags the source no
+// longer has. What it may touch is deliberately narrow:
+//
+//   - only the mapping's own target repository (`to`);
+//   - only tags the mapping owns: tags its filter would select if the source
+//     had them, ignoring `keep: latest N` (filter.Tags.Owns); a tag pushed
+//     to the mirror by hand that the filter does not match is never touched;
+//   - only tags absent from the source's list, and not selected this run;
+//   - never attachment tags of a mapping that copies attachments (they go
+//     with their subject);
+//   - never a tag whose digest a tag that stays also points at: the
+//     distribution API deletes manifests by digest, which would take the
+//     staying tag with it.
+//
+// And only when it is safe to conclude anything: the source was listed, it
+// listed at least one tag (an empty list is more likely a broken upstream
+// than a deliberate wipe), and every image of the mapping synced.
+
+// PruneItem is one target tag prune deletes (or, in a plan, would delete),
+// or keeps for a reason worth showing.
+type PruneItem struct {
+	Task   string
+	Target string // the target repository reference, with the tag
+	Tag    string
+	Digest string
+	// Kept is set, with Reason, for a tag prune would otherwise delete.
+	Kept   bool
+	Reason string
+}
+
+// pruneCandidates works out what prune would delete from mp's target.
+// A non-nil error means prune must not run for the mapping.
+func (e *Engine) pruneCandidates(ctx context.Context, mp *repoPlan) ([]PruneItem, error) {
+	m := mp.mapping
+	switch {
+	case mp.err != nil:
+		return nil, fmt.Errorf("not pruning: planning failed: %w", mp.err)
+	case !mp.listed:
+		return nil, errors.New("not pruning: the source's tags were not listed")
+	case len(mp.srcTags) == 0:
+		return nil, fmt.Errorf("not pruning: the source %s lists no tags", mp.src.Ref(m.From, ""))
+	}
+	if _, ok := mp.dst.(registry.Deleter); !ok {
+		return nil, fmt.Errorf("not pruning: %s cannot delete", mp.dst)
+	}
+	dstTags, err := mp.dst.Tags(ctx, m.To)
+	if errors.Is(err, registry.ErrNotFound) {
+		return nil, nil // nothing mirrored yet
+	}
+	if err != nil {
+		return nil, fmt.Errorf("not pruning: %w", err)
+	}
+	tags := m.Tags
+	if tags == nil {
+		tags, _ = filter.ParseTags(nil)
+	}
+	keep := map[string]bool{}
+	for _, t := range mp.srcTags {
+		keep[t] = true
+	}
+	for _, t := range mp.selected {
+		keep[t] = true
+	}
+	var candidates, stays []string
+	for _, t := range dstTags {
+		if keep[t] || !tags.Owns(t) || (m.Referrers && registry.IsAttachmentTag(t)) {
+			stays = append(stays, t)
+			continue
+		}
+		candidates = append(candidates, t)
+	}
+	if len(candidates) == 0 {
+		return nil, nil
+	}
+	// Digests of every tag of the repository (HEADs, only when there is
+	// something to prune): a digest shared with a staying tag is kept.
+	digests := map[string]string{}
+	for _, t := range dstTags {
+		d, err := mp.dst.Head(ctx, m.To, t)
+		if errors.Is(err, registry.ErrNotFound) {
+			continue // deleted meanwhile
+		}
+		if err != nil {
+			return nil, fmt.Errorf("not pruning: %s: %w", mp.dst.Ref(m.To, t), err)
+		}
+		digests[t] = d.Digest.String()
+	}
+	stayingDigest := map[string]string{}
+	for _, t := range stays {
+		if d, ok := digests[t]; ok {
+			stayingDigest[d] = t
+		}
+	}
+	slices.Sort(candidates)
+	var out []PruneItem
+	for _, t := range candidates {
+		d, ok := digests[t]
+		if !ok {
+			continue
+		}
+		it := PruneItem{Task: mp.task.Name, Target: mp.dst.Ref(m.To, t), Tag: t, Digest: d}
+		if other, shared := stayingDigest[d]; shared {
+			it.Kept, it.Reason = true, fmt.Sprintf("same digest as tag %s, which stays (deleting by digest would delete both)", other)
+		}
+		out = append(out, it)
+	}
+	return out, nil
+}
+
+// pruneAll prunes every mapping that asks for it and whose images all
+// synced, and reports one result per deleted tag (or a failure).
+func (e *Engine) pruneAll(ctx context.Context, repos []*repoPlan, results []Result) []Result {
+	failed := map[*Mapping]int{}
+	for _, r := range results {
+		if r.Status == Failed && r.mapping != nil {
+			failed[r.mapping]++
+		}
+	}
+	var out []Result
+	for _, mp := range repos {
+		m := mp.mapping
+		if !m.Prune || ctx.Err() != nil {
+			continue
+		}
+		target := ""
+		if mp.dst != nil {
+			target = mp.dst.Ref(m.To, "")
+		}
+		if n := failed[m]; n > 0 {
+			e.log.Warn("not pruning: images of the mapping failed", "task", mp.task.Name, "target", target, "failed", n)
+			continue
+		}
+		if mp.err != nil {
+			continue // reported as a failed result already
+		}
+		items, err := e.pruneCandidates(ctx, mp)
+		if err != nil {
+			r := Result{Task: mp.task.Name, Source: mp.src.Ref(m.From, ""), Target: target, Status: Failed, Err: err, mapping: m}
+			e.log.Error("failed", "task", r.Task, "source", r.Source, "target", r.Target, "error", err)
+			out = append(out, r)
+			continue
+		}
+		out = append(out, e.prune(ctx, mp, items)...)
+	}
+	return out
+}
+
+// prune deletes the items' digests, once each.
+func (e *Engine) prune(ctx context.Context, mp *repoPlan, items []PruneItem) []Result {
+	del := mp.dst.(registry.Deleter)
+	done := map[string]error{}
+	var out []Result
+	for _, it := range items {
+		if it.Kept {
+			e.log.Info("not pruned", "task", it.Task, "target", it.Target, "tag", it.Tag, "digest", it.Digest, "reason", it.Reason)
+			continue
+		}
+		start := time.Now()
+		err, ok := done[it.Digest]
+		if !ok {
+			err = del.Delete(ctx, mp.mapping.To, it.Digest)
+			done[it.Digest] = err
+		}
+		r := Result{Task: it.Task, Source: mp.src.Ref(mp.mapping.From, it.Tag), Target: it.Target, Tag: it.Tag, Digest: it.Digest,
+			Status: Pruned, Duration: time.Since(start), mapping: mp.mapping}
+		attrs := []any{"task", r.Task, "target", r.Target, "tag", r.Tag, "digest", r.Digest}
+		if err != nil {
+			r.Status, r.Err = Failed, fmt.Errorf("pruning %s: %w", it.Target, err)
+			e.log.Error("failed", append(attrs, "error", r.Err)...)
+			out = append(out, r)
+			if errors.Is(err, registry.ErrDeleteRefused) {
+				break // every other delete would be refused the same way
+			}
+			continue
+		}
+		e.log.Info(string(Pruned), attrs...)
+		out = append(out, r)
+	}
+	return out
+}

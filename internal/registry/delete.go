@@ -1,0 +1,171 @@
+package registry
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+
+	"github.com/google/go-containerregistry/pkg/authn"
+	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
+)
+
+// Deleter is a Store that can delete manifests (prune). Both stores
+// implement it.
+type Deleter interface {
+	// Delete deletes the manifest with this digest from repo, and with it
+	// every tag of repo that points at it (the distribution API has no
+	// other way). A manifest that is already gone is not an error.
+	Delete(ctx context.Context, repo, digest string) error
+}
+
+// BlobChecker is a Store that can say whether it holds a blob (plan's byte
+// estimate). Both stores implement it.
+type BlobChecker interface {
+	// HasBlob asks with a HEAD whether repo holds the blob.
+	HasBlob(ctx context.Context, repo, digest string) (bool, error)
+}
+
+// ErrDeleteRefused is returned (wrapped) when a registry does not allow
+// deleting manifests.
+var ErrDeleteRefused = errors.New("the registry refuses to delete manifests")
+
+func (s *remoteStore) Delete(ctx context.Context, repo, digest string) error {
+	r, err := s.repo(repo)
+	if err != nil {
+		return err
+	}
+	if _, err := v1.NewHash(digest); err != nil {
+		return fmt.Errorf("deleting %q: %w", digest, err)
+	}
+	ref := r.Digest(digest)
+	err = s.pusher.Delete(ctx, ref)
+	var terr *transport.Error
+	switch {
+	case err == nil:
+		return nil
+	case errors.As(err, &terr) && (terr.StatusCode == http.StatusMethodNotAllowed || hasCode(terr, transport.UnsupportedErrorCode)):
+		// distribution answers 405 UNSUPPORTED unless deletes are
+		// enabled; say which setting, since nobody remembers it.
+		return fmt.Errorf("deleting %s: %w (%s answered %d: on distribution/docker-registry set storage.delete.enabled: true, "+
+			"or REGISTRY_STORAGE_DELETE_ENABLED=true; on Harbor, Nexus or Artifactory give the account delete permission): %w",
+			ref, ErrDeleteRefused, s.host, terr.StatusCode, err)
+	}
+	err = explain(s.host, err)
+	if errors.Is(err, ErrNotFound) {
+		return nil
+	}
+	return fmt.Errorf("deleting %s: %w", ref, err)
+}
+
+func hasCode(terr *transport.Error, code transport.ErrorCode) bool {
+	for _, d := range terr.Errors {
+		if d.Code == code {
+			return true
+		}
+	}
+	return false
+}
+
+func (s *remoteStore) HasBlob(ctx context.Context, repo, digest string) (bool, error) {
+	r, err := s.repo(repo)
+	if err != nil {
+		return false, err
+	}
+	if _, err := v1.NewHash(digest); err != nil {
+		return false, fmt.Errorf("blob %q: %w", digest, err)
+	}
+	c, err := s.scopedClient(ctx, r, transport.PullScope)
+	if err != nil {
+		return false, fmt.Errorf("blob %s@%s: %w", r, digest, explain(s.host, err))
+	}
+	u := fmt.Sprintf("%s://%s/v2/%s/blobs/%s", r.Scheme(), r.RegistryStr(), r.RepositoryStr(), digest)
+	req, err := http.NewRequestWithContext(ctx, http.MethodHead, u, nil)
+	if err != nil {
+		return false, err
+	}
+	resp, err := c.Do(req)
+	if err != nil {
+		return false, fmt.Errorf("blob %s@%s: %w", r, digest, explain(s.host, err))
+	}
+	resp.Body.Close()
+	switch resp.StatusCode {
+	case http.StatusOK:
+		return true, nil
+	case http.StatusNotFound:
+		return false, nil
+	}
+	return false, fmt.Errorf("blob %s@%s: %w", r, digest, explain(s.host, transport.CheckError(resp, http.StatusOK)))
+}
+
+// scopedClient returns an HTTP client authenticated for repo with one
+// scope (pull, push), over our transport stack.
+func (s *remoteStore) scopedClient(ctx context.Context, repo name.Repository, scope string) (*http.Client, error) {
+	auth := s.auth
+	if auth == nil {
+		var err error
+		if auth, err = authn.Resolve(ctx, s.keychain, repo); err != nil {
+			return nil, err
+		}
+	}
+	t, err := transport.NewWithContext(ctx, repo.Registry, auth, s.rt, []string{repo.Scope(scope)})
+	if err != nil {
+		return nil, err
+	}
+	return &http.Client{Transport: t}, nil
+}
+
+// Delete removes repo's index.json entries for the digest. Blobs stay, as
+// they do on a registry until its garbage collection runs.
+func (s *layoutStore) Delete(_ context.Context, repo, digest string) error {
+	h, err := v1.NewHash(digest)
+	if err != nil {
+		return fmt.Errorf("deleting %q: %w", digest, err)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	im, err := s.readIndex()
+	if err != nil {
+		return err
+	}
+	kept := im.Manifests[:0]
+	for _, d := range im.Manifests {
+		if d.Digest == h && entryRef(d, repo) != "" {
+			continue
+		}
+		kept = append(kept, d)
+	}
+	im.Manifests = kept
+	b, err := json.MarshalIndent(im, "", "  ")
+	if err != nil {
+		return err
+	}
+	return writeFileAtomic(filepath.Join(s.dir, "index.json"), b, false)
+}
+
+func (s *layoutStore) HasBlob(_ context.Context, _ string, digest string) (bool, error) {
+	h, err := v1.NewHash(digest)
+	if err != nil {
+		return false, fmt.Errorf("blob %q: %w", digest, err)
+	}
+	_, err = os.Stat(s.blobPath(h))
+	switch {
+	case err == nil:
+		return true, nil
+	case errors.Is(err, os.ErrNotExist):
+		return false, nil
+	}
+	return false, err
+}
+
+var (
+	_ Deleter     = (*remoteStore)(nil)
+	_ Deleter     = (*layoutStore)(nil)
+	_ BlobChecker = (*remoteStore)(nil)
+	_ BlobChecker = (*layoutStore)(nil)
+)
