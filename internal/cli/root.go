@@ -94,6 +94,8 @@ func newRoot(g *globals) *cobra.Command {
 		Long: `regmirror keeps container images mirrored from upstream registries into
 private ones. It reads dregsy configuration files unchanged, asks the target
 and the source with HEAD requests first, and copies only what differs.`,
+		Example: `  regmirror sync --config dregsy.yaml
+  regmirror sync --help`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
@@ -102,6 +104,8 @@ and the source with HEAD requests first, and copies only what differs.`,
 	pf.StringVar(&g.logFormat, "log-format", envOr("LOG_FORMAT", ""), "log format: text or json (default text on a terminal or for one-shot commands; env LOG_FORMAT)")
 	pf.StringVar(&g.logLevel, "log-level", envOr("LOG_LEVEL", "info"), "log level: debug, info, warn or error (env LOG_LEVEL)")
 	root.AddCommand(newSyncCmd(g), newServeCmd(g), newVersionCmd(g))
+	// Last: completion and flag completions need the whole tree.
+	finishTree(root, g)
 	return root
 }
 
