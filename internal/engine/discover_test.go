@@ -233,3 +233,31 @@ func TestDiscoveryFromLayout(t *testing.T) {
 		t.Errorf("digest %s, want %s", d, s)
 	}
 }
+
+// TestPagesOfTLSRegistryAtLoopback: go-containerregistry guesses "http" for
+// a registry at a loopback or private address and used to reject every Link
+// header of such a registry served over TLS; tag lists and catalogs of more
+// than one page must still be followed.
+func TestPagesOfTLSRegistryAtLoopback(t *testing.T) {
+	src, dst := regtest.New(t, regtest.WithTLS()), regtest.New(t)
+	for i, ref := range []string{"app:1", "app:2", "app:3", "lib:1", "zz:1"} {
+		imagegen.Push(t, src.Ref(ref), imagegen.Image(uint64(300+i), 1, 128), remote.WithTransport(src.Transport()))
+	}
+	src.Reset()
+	tls := registry.Endpoint{Registry: src.Host, CAFile: src.CAFile}
+	rep := newDiscoveryEngine(&clock{}).Run(ctx(t), []engine.Task{{Name: "tls", Source: tls, Target: plain(dst),
+		Mappings: []engine.Mapping{{From: "app", To: "plain/app"}, {From: "regex:(?:app|lib)", To: "found"}}}})
+	got := copiedTargets(t, rep, dst.Host)
+	want := []string{"plain/app", "plain/app", "plain/app", "found/app", "found/app", "found/app", "found/lib"}
+	if !slices.Equal(got, want) {
+		t.Errorf("copied %v\nwant   %v", got, want)
+	}
+	// app's 3 tags in pages of 2, twice; lib's one tag; the catalog's 3
+	// repositories in pages of 2.
+	if n := src.Count(regtest.KindTagsList); n != 5 {
+		t.Errorf("%d tag list requests, want 5", n)
+	}
+	if n := catalogPages(t, src); n != 2 {
+		t.Errorf("%d catalog requests, want 2", n)
+	}
+}

@@ -9,11 +9,14 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"time"
+
+	"github.com/google/go-containerregistry/pkg/name"
 )
 
 // tlsConfig builds the TLS settings for one endpoint: the system roots plus
@@ -106,6 +109,7 @@ func newTransport(e Endpoint, o Options, l *ledger) (http.RoundTripper, error) {
 	}
 	var rt http.RoundTripper = t
 	rt = &plainHTTPGuard{inner: rt, host: e.host(), allowed: e.PlainHTTP || e.SkipTLSVerify}
+	rt = newLinkSchemeFix(rt, e)
 	// Below the manners: a request waiting out a 429 or a low rate limit
 	// holds no slot; only requests on the wire do.
 	rt = &limitTransport{inner: rt, m: o.Manners}
@@ -192,4 +196,54 @@ func (r *countingReader) Read(p []byte) (int, error) {
 		r.progress(int64(k))
 	}
 	return k, err
+}
+
+// linkSchemeFix works around go-containerregistry's check of pagination
+// links. It accepts a Link header only when its scheme is the one
+// name.Registry.Scheme() guesses for the host, and that guess is "http" for
+// loopback and RFC 1918 addresses even when the registry was reached over
+// https. So every page after the first of a tag list (or catalog) of a TLS
+// registry at such an address failed ("pagination URL scheme "https" does
+// not match registry scheme "http""). For those hosts a same-host Link is
+// rewritten to the guessed scheme; go-containerregistry's own transport then
+// sends the request with the scheme its ping found, https.
+type linkSchemeFix struct {
+	inner  http.RoundTripper
+	host   string
+	scheme string // what go-containerregistry expects
+}
+
+func newLinkSchemeFix(inner http.RoundTripper, e Endpoint) http.RoundTripper {
+	var opts []name.Option
+	if e.PlainHTTP || e.SkipTLSVerify {
+		opts = append(opts, name.Insecure)
+	}
+	reg, err := name.NewRegistry(e.host(), opts...)
+	if err != nil || reg.Scheme() != "http" {
+		return inner // the guess is https: links of https registries pass
+	}
+	return &linkSchemeFix{inner: inner, host: e.host(), scheme: reg.Scheme()}
+}
+
+func (f *linkSchemeFix) RoundTrip(req *http.Request) (*http.Response, error) {
+	resp, err := f.inner.RoundTrip(req)
+	if err != nil || req.URL.Host != f.host || req.URL.Scheme == f.scheme {
+		return resp, err
+	}
+	link := resp.Header.Get("Link")
+	target, rest, ok := strings.Cut(strings.TrimPrefix(link, "<"), ">")
+	if !ok || !strings.HasPrefix(link, "<") {
+		return resp, nil
+	}
+	u, perr := url.Parse(target)
+	if perr != nil {
+		return resp, nil
+	}
+	u = req.URL.ResolveReference(u)
+	if u.Host != req.URL.Host || u.Scheme != req.URL.Scheme {
+		return resp, nil // not ours to touch: go-containerregistry decides
+	}
+	u.Scheme = f.scheme
+	resp.Header.Set("Link", "<"+u.String()+">"+rest)
+	return resp, nil
 }
