@@ -103,7 +103,7 @@ and the source with HEAD requests first, and copies only what differs.`,
 	pf := root.PersistentFlags()
 	pf.StringVar(&g.logFormat, "log-format", envOr("LOG_FORMAT", ""), "log format: text or json (default text on a terminal or for one-shot commands; env LOG_FORMAT)")
 	pf.StringVar(&g.logLevel, "log-level", envOr("LOG_LEVEL", "info"), "log level: debug, info, warn or error (env LOG_LEVEL)")
-	root.AddCommand(newSyncCmd(g), newServeCmd(g), newVersionCmd(g))
+	root.AddCommand(newSyncCmd(g), newServeCmd(g), newVersionCmd(g), newConfigCmd(g))
 	// Last: completion and flag completions need the whole tree.
 	finishTree(root, g)
 	return root

@@ -60,11 +60,13 @@ failed (all others were still attempted); 2 usage or configuration error.`,
 				return usageErr("--jobs must be at least 1")
 			}
 			m := manners(log, cfg.Transfers, transfers)
-			e := engine.New(engine.Options{Logger: log, Jobs: jobs, Registry: registry.Options{Manners: m}, PlatformCache: platformCache,
+			opts := engine.Options{Logger: log, Jobs: jobs, Registry: registry.Options{Manners: m}, PlatformCache: platformCache,
 				OnPlanned: func(n int) { bar.SetTotal(n, 0) },
 				OnBytes:   bar.AddBytes,
 				OnResult:  func(engine.Result) { bar.ItemDone() },
-			})
+			}
+			applyRetry(cfg.Retry, &opts)
+			e := engine.New(opts)
 			bar.Start(250 * time.Millisecond)
 			rep := e.Run(cmd.Context(), tasks)
 			bar.Stop()

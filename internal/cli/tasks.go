@@ -139,3 +139,13 @@ func endpoint(l config.Location) registry.Endpoint {
 	}
 	return ep
 }
+
+// applyRetry puts the config's `retry:` section into engine options whose
+// Registry.Manners is already set.
+func applyRetry(r config.Retry, o *engine.Options) {
+	o.Attempts, o.RetryWait = r.Attempts, r.Wait
+	o.Registry.Retry = &registry.Retry{Attempts: r.RequestAttempts, Wait: r.RequestWait, Factor: registry.DefaultRetry.Factor}
+	if o.Registry.Manners != nil {
+		o.Registry.Manners.IdleTimeout = r.IdleTimeout
+	}
+}

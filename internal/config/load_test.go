@@ -805,3 +805,32 @@ func TestListerAndRequestCap(t *testing.T) {
 		t.Errorf("positions %s:%d %s:%d", first.File, first.Line, second.File, second.Line)
 	}
 }
+
+func TestRetrySection(t *testing.T) {
+	cfg, err := Load(strings.NewReader(task()), "c.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Retry != DefaultRetry {
+		t.Errorf("without retry: got %+v, want the defaults %+v", cfg.Retry, DefaultRetry)
+	}
+	doc := "retry:\n  attempts: 5\n  wait: 100ms\n  request-attempts: 2\n  request-wait: 10ms\n  idle-timeout: 30s\n" + task()
+	if cfg, err = Load(strings.NewReader(doc), "c.yaml"); err != nil {
+		t.Fatal(err)
+	}
+	want := Retry{Attempts: 5, Wait: 100 * time.Millisecond, RequestAttempts: 2, RequestWait: 10 * time.Millisecond, IdleTimeout: 30 * time.Second}
+	if cfg.Retry != want {
+		t.Errorf("got %+v, want %+v", cfg.Retry, want)
+	}
+	for _, tc := range []struct{ doc, want string }{
+		{"retry:\n  attempts: 0\n", "c.yaml:2: retry: attempts must be at least 1"},
+		{"retry:\n  idle-timeout: -1s\n", "c.yaml:2: retry: idle-timeout must be positive"},
+		{"retry:\n  wait: soon\n", "c.yaml:2:"},
+		{"retry:\n  backoff: 2\n", "c.yaml:2:"},
+	} {
+		_, err := Load(strings.NewReader(tc.doc+task()), "c.yaml")
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%q: error %v, want %q", tc.doc, err, tc.want)
+		}
+	}
+}

@@ -17,7 +17,7 @@ import (
 
 // config reads the top level.
 func (l *loader) config(root *yaml.Node) *Config {
-	cfg := &Config{File: l.file, Relay: defaultRelay}
+	cfg := &Config{File: l.file, Relay: defaultRelay, Retry: DefaultRetry}
 	lister := Lister{MaxItems: defaultListerItems, CacheDuration: defaultListerCache}
 	var relay str
 	var tasksKey, tasksVal *yaml.Node
@@ -58,6 +58,7 @@ func (l *loader) config(root *yaml.Node) *Config {
 				cfg.Transfers = n
 			}
 		},
+		"retry": func(key, val *yaml.Node) { l.section(key, val, "retry", l.retryFields(&cfg.Retry)) },
 		// Tasks are read last: they inherit skopeo.certs-dir and lister.
 		"tasks": func(key, val *yaml.Node) { tasksKey, tasksVal = key, val },
 	})
@@ -115,6 +116,39 @@ func (l *loader) section(key, val *yaml.Node, what string, known map[string]fiel
 	}
 	l.fields(v, what, known)
 	return true
+}
+
+// retryFields are the keys of `retry:`. Every count is at least 1 and every
+// wait positive: "no retries" is attempts: 1.
+func (l *loader) retryFields(r *Retry) map[string]field {
+	const what = "retry"
+	count := func(dst *int) field {
+		return func(key, val *yaml.Node) {
+			if n, ok := l.integer(key, val, what); ok {
+				if n < 1 {
+					l.errorf(key.Line, "retry: %s must be at least 1, not %d", key.Value, n)
+				}
+				*dst = n
+			}
+		}
+	}
+	wait := func(dst *time.Duration) field {
+		return func(key, val *yaml.Node) {
+			if d, ok := l.duration(key, val, what); ok {
+				if d <= 0 {
+					l.errorf(key.Line, "retry: %s must be positive, not %s", key.Value, d)
+				}
+				*dst = d
+			}
+		}
+	}
+	return map[string]field{
+		"attempts":         count(&r.Attempts),
+		"wait":             wait(&r.Wait),
+		"request-attempts": count(&r.RequestAttempts),
+		"request-wait":     wait(&r.RequestWait),
+		"idle-timeout":     wait(&r.IdleTimeout),
+	}
 }
 
 // listerFields are the keys of a lister, top-level or per location.

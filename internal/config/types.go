@@ -31,9 +31,33 @@ type Config struct {
 	// Transfers caps blob transfers in flight across all tasks
 	// (`transfers:`, ours); 0 means the built-in default.
 	Transfers int
+	// Retry is how hard a transient failure is retried (`retry:`, ours),
+	// defaults filled in.
+	Retry Retry
 
 	Tasks []Task
 }
+
+// Retry is the top-level `retry:` section: how often and how patiently
+// transient failures (5xx, 429, cut or stalled connections, expired upload
+// sessions) are retried. Permanent ones (400, 401, 403, 404, a digest
+// mismatch) never are.
+type Retry struct {
+	// Attempts is how many times one image copy is tried (default 3);
+	// Wait is the first pause between tries, doubled each time (2s).
+	Attempts int
+	Wait     time.Duration
+	// RequestAttempts is how many times one HTTP request is sent
+	// (default 4); RequestWait the first pause, tripled each time (1s).
+	RequestAttempts int
+	RequestWait     time.Duration
+	// IdleTimeout fails a response that delivers no byte for this long
+	// (default 2m), so that it can be retried.
+	IdleTimeout time.Duration
+}
+
+// DefaultRetry is what an absent `retry:` section means.
+var DefaultRetry = Retry{Attempts: 3, Wait: 2 * time.Second, RequestAttempts: 4, RequestWait: time.Second, IdleTimeout: 2 * time.Minute}
 
 // Lister mirrors dregsy's repository lister settings. Lister settings only
 // matter for mappings whose from is a regex: (repository discovery).

@@ -429,3 +429,21 @@ func TestFaultBlobRedirectToAnotherHostDropsAuthorization(t *testing.T) {
 		})
 	}
 }
+
+// Row 1 again, cutting the config blob: go-containerregistry then returns
+// from Push while the layer uploads still run, and the retry joins those
+// uploads. That once deadlocked the upload ledger (the retry held the
+// claim the leftover upload waited for); the run must converge.
+func TestFaultCutConfigBlobDuringLayerUploads(t *testing.T) {
+	for range 3 { // the deadlock needed an unlucky interleaving
+		r := newRig(t)
+		cfg, err := r.images["a"].ConfigName()
+		if err != nil {
+			t.Fatal(err)
+		}
+		rule := r.sp.Inject(faultproxy.Match{Kind: regtest.KindBlobGet, Ref: cfg.String()}, 1, faultproxy.Truncate())
+		rep := r.run(t)
+		mustHit(t, r.sp, rule, 1)
+		r.check(t, rep)
+	}
+}

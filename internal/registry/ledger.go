@@ -34,9 +34,18 @@ type ledger struct {
 }
 
 // owner identifies one Push; its pointer travels in the request context.
-// It is not zero-sized: Go may give every zero-sized allocation the same
-// address, which would make all pushes one owner.
-type owner struct{ _ byte }
+// (It must not be zero-sized: Go may give every zero-sized allocation the
+// same address, which would make all pushes one owner.)
+type owner struct {
+	// finished is set (under ledger.mu) when the push has returned.
+	// go-containerregistry's Push can return (a config blob that failed)
+	// while its layer uploads still run, and its Pusher lets the next
+	// push of the same digest join such an upload. Those leftovers must
+	// neither take a claim (nobody would release it) nor wait for one
+	// (the next push holds it while it waits for them: a deadlock), so a
+	// finished owner's await returns at once.
+	finished bool
+}
 
 type claim struct {
 	owner *owner
@@ -59,7 +68,7 @@ func ownerOf(ctx context.Context) *owner {
 func (l *ledger) await(ctx context.Context, d string, o *owner) {
 	for {
 		l.mu.Lock()
-		if _, ok := l.known[d]; ok {
+		if _, ok := l.known[d]; ok || o.finished {
 			l.mu.Unlock()
 			return
 		}
@@ -114,6 +123,7 @@ func (l *ledger) releaseLocked(d string) {
 func (l *ledger) finish(o *owner) []string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	o.finished = true
 	for d, c := range l.inflight {
 		if c.owner == o {
 			l.releaseLocked(d)

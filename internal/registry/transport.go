@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/url"
@@ -116,7 +117,35 @@ func newTransport(e Endpoint, o Options, l *ledger) (http.RoundTripper, error) {
 	rt = &mannersTransport{inner: rt, m: o.Manners, policy: e.RateLimit, onRate: o.OnRateLimit}
 	rt = &ledgerTransport{inner: rt, l: l}
 	rt = &countingTransport{inner: rt}
+	rt = &debugTransport{inner: rt, m: o.Manners}
 	return rt, nil
+}
+
+// debugTransport logs every request at debug level: method, URL without
+// its query (signed CDN URLs carry credentials there), status and time.
+// Headers are never logged: they carry the credentials.
+type debugTransport struct {
+	inner http.RoundTripper
+	m     *Manners
+}
+
+func (d *debugTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	d.m.init()
+	log := d.m.Logger
+	if !log.Enabled(req.Context(), slog.LevelDebug) {
+		return d.inner.RoundTrip(req)
+	}
+	start := time.Now()
+	resp, err := d.inner.RoundTrip(req)
+	u := *req.URL
+	u.RawQuery, u.User, u.Fragment = "", nil, ""
+	attrs := []any{"method", req.Method, "url", u.String(), "duration", time.Since(start).Round(time.Millisecond)}
+	if err != nil {
+		log.Debug("http", append(attrs, "error", err)...)
+		return resp, err
+	}
+	log.Debug("http", append(attrs, "status", resp.StatusCode)...)
+	return resp, nil
 }
 
 // plainHTTPGuard refuses plain HTTP to the registry unless the user marked
