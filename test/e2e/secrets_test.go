@@ -24,8 +24,9 @@ import (
 // play — a password (from the environment), a bearer token (a token-auth
 // source), a dregsy base64 `auth` (the target), a wrong password (an auth
 // failure) — at debug level, through injected faults, in text and JSON,
-// and prints the config. No secret, nor any base64 form of one, may show in
-// stdout, stderr or the command line.
+// prints the config, and runs the daemon and reads its /status and
+// /metrics. No secret, nor any base64 form of one, may show in stdout,
+// stderr, those pages or the command line.
 func TestSecretsNeverShow(t *testing.T) {
 	e2e.RequireBinary(t, e2e.RegistryBinary)
 	bin := e2e.BuildRegmirror(t)
@@ -94,11 +95,35 @@ tasks:
 		}
 		fmt.Fprintf(&out, "ARGS %q\nSTDOUT\n%s\nSTDERR\n%s\n", r.args, res.Stdout, res.Stderr)
 	}
+
+	// The daemon, at debug level, through a fault, and its /status and
+	// /metrics pages.
+	faults = append(faults, sp.Inject(faultproxy.Match{Kind: regtest.KindManifestHead}, 1, faultproxy.Status(http.StatusBadGateway, "")))
+	d := startDaemon(t, bin, cfg, append(env, "LOG_LEVEL=debug")...)
+	waitFor(t, 60*time.Second, "a run of both tasks", func() bool {
+		st := d.status(t)
+		done := 0
+		for _, tk := range st.Tasks {
+			if tk.Runs > 0 && !tk.Running {
+				done++
+			}
+		}
+		return done == 2
+	})
+	for _, page := range []string{"/status", "/metrics"} {
+		code, body := d.get(t, page)
+		if code != http.StatusOK {
+			t.Fatalf("%s: %d", page, code)
+		}
+		fmt.Fprintf(&out, "PAGE %s\n%s\n", page, body)
+	}
+	d.stop(t)
+	fmt.Fprintf(&out, "DAEMON STDERR\n%s\n", d.logs.String())
 	all := out.String()
 
 	// The runs did what the test claims: debug lines, both faults, the
 	// auth failure, a copy that succeeded, the printed config.
-	for _, want := range []string{`"level":"DEBUG"`, "level=DEBUG", "authentication failed", `"msg":"copied"`, "password: REDACTED", "retrying"} {
+	for _, want := range []string{`"level":"DEBUG"`, "level=DEBUG", "authentication failed", `"msg":"copied"`, "password: REDACTED", "retrying", "PAGE /status", `"last_run"`} {
 		if !strings.Contains(all, want) {
 			t.Errorf("output lacks %q: the test does not exercise what it claims", want)
 		}
