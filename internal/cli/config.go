@@ -12,7 +12,7 @@ import (
 
 func newConfigCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{
-		Use:   "config",
+		Use:     "config",
 		Short:   "Inspect a configuration file",
 		Example: `  regmirror config print --config dregsy.yaml`,
 		Args:    cobra.NoArgs,
