@@ -79,6 +79,9 @@ type run struct {
 	Counts   map[string]int
 	Load     [2]float64 // 1-minute load average before and after
 	Code     int
+	// CPU seconds spent by the tool itself, by the source and target
+	// docker-registry processes, and by the counting proxy (this process).
+	CPU, SrcCPU, DstCPU, ProxyCPU float64
 }
 
 type toolResult struct {
@@ -126,10 +129,52 @@ func timed(logf io.Writer, bin string, args ...string) (run, error) {
 		r.Code = cmd.ProcessState.ExitCode()
 		if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
 			r.MaxRSSKB = ru.Maxrss
+			r.CPU = tvSecs(ru.Utime) + tvSecs(ru.Stime)
 		}
 	}
 	fmt.Fprintf(logf, "# exit %d, %s, maxrss %d KiB\n", r.Code, r.Wall.Round(time.Millisecond), r.MaxRSSKB)
 	return r, err
+}
+
+func tvSecs(t syscall.Timeval) float64 { return float64(t.Sec) + float64(t.Usec)/1e6 }
+
+// selfCPU is this process's CPU time: the counting proxy's, mostly.
+func selfCPU() float64 {
+	var ru syscall.Rusage
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return tvSecs(ru.Utime) + tvSecs(ru.Stime)
+}
+
+// registryPID finds the docker-registry process serving a config file.
+func registryPID(configFile string) int {
+	ents, _ := os.ReadDir("/proc")
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		cmdline, _ := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
+		if strings.Contains(string(cmdline), configFile) {
+			return pid
+		}
+	}
+	return 0
+}
+
+// procCPU is a process's CPU seconds so far (utime+stime, in USER_HZ=100).
+func procCPU(pid int) float64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	s := string(b)
+	f := strings.Fields(s[strings.LastIndex(s, ")")+2:])
+	if len(f) < 13 {
+		return 0
+	}
+	u, _ := strconv.ParseFloat(f[11], 64)
+	k, _ := strconv.ParseFloat(f[12], 64)
+	return (u + k) / 100
 }
 
 func main() {
@@ -186,6 +231,7 @@ func benchWorkload(tb *benchTB, dir string, w workload, tools []string, regmirro
 	log.Printf("%s: starting the source registry and generating %d tags", w.name, len(w.images))
 	src := e2e.StartRegistry(tb, e2e.Options{Count: true})
 	defer func() { src.Stop(); _ = os.RemoveAll(src.Dir) }()
+	srcPID := registryPID(src.ConfigFile)
 	g := newGenerator(src.BackendHost) // uncounted
 	start := time.Now()
 	if err := g.push(context.Background(), w); err != nil {
@@ -202,6 +248,7 @@ func benchWorkload(tb *benchTB, dir string, w workload, tools []string, regmirro
 	defer logf.Close()
 	for _, tool := range tools {
 		dst := e2e.StartRegistry(tb, e2e.Options{})
+		dstPID := registryPID(dst.ConfigFile)
 		tr := toolResult{Tool: tool}
 		var args []string
 		var bin string
@@ -224,10 +271,12 @@ func benchWorkload(tb *benchTB, dir string, w workload, tools []string, regmirro
 		for i, r := range []*run{&tr.Cold, &tr.Warm} {
 			src.ResetCounts()
 			log.Printf("%s: %s %s sync", w.name, tool, [...]string{"cold", "warm"}[i])
+			s0, d0, p0 := procCPU(srcPID), procCPU(dstPID), selfCPU()
 			out, err := timed(logf, bin, args...)
 			if err != nil {
 				tb.Fatalf("%s %s failed (%v): see %s", tool, w.name, err, logf.Name())
 			}
+			out.SrcCPU, out.DstCPU, out.ProxyCPU = procCPU(srcPID)-s0, procCPU(dstPID)-d0, selfCPU()-p0
 			out.Counts = src.Counts()
 			*r = out
 			log.Printf("%s: %s in %s, peak RSS %d MB, source %v", w.name, tool, out.Wall.Round(time.Millisecond), out.MaxRSSKB>>10, out.Counts)
@@ -361,6 +410,16 @@ func report(out io.Writer, scale float64, results []workloadResult) {
 				w.Name, t.Tool, secs(t.Cold.Wall), secs(t.Warm.Wall),
 				c["manifest GET"], m["manifest GET"], c["blob GET"], m["blob GET"], heads(c), heads(m), c["tags list"], m["tags list"],
 				float64(t.Cold.MaxRSSKB)/1024, float64(t.Warm.MaxRSSKB)/1024, t.Cold.Load[0], t.Warm.Load[1], ok)
+		}
+	}
+	fmt.Fprint(out, "\n### Where the time goes: CPU seconds during each run\n\n")
+	fmt.Fprintln(out, "| workload | tool | run | wall | tool CPU | source registry CPU | target registry CPU | counting proxy CPU |")
+	fmt.Fprintln(out, "|---|---|---|---:|---:|---:|---:|---:|")
+	for _, w := range results {
+		for _, t := range w.Tools {
+			for i, r := range []run{t.Cold, t.Warm} {
+				fmt.Fprintf(out, "| %s | %s | %s | %s | %.2f | %.2f | %.2f | %.2f |\n", w.Name, t.Tool, [...]string{"cold", "warm"}[i], secs(r.Wall), r.CPU, r.SrcCPU, r.DstCPU, r.ProxyCPU)
+			}
 		}
 	}
 	fmt.Fprintln(out, "\n| workload | images | blob MB | cold ratio regmirror/skopeo | warm ratio | floor: cp | floor: sha256sum (1 core / all cores) |")

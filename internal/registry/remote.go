@@ -415,6 +415,9 @@ func (s *remoteStore) Push(ctx context.Context, repo, ref string, a *Artifact) (
 	var n atomic.Int64
 	o := &owner{}
 	ctx = context.WithValue(WithByteCounter(ctx, &n), ownerKey{}, o)
+	if tag, ok := r.(name.Tag); ok {
+		ctx = context.WithValue(ctx, tagCheckedKey{}, "/v2/"+tag.RepositoryStr()+"/manifests/"+tag.TagStr())
+	}
 	a = s.mountable(ctx, r.Context(), a)
 	var t remote.Taggable = a.Image
 	if a.Index != nil {
