@@ -34,6 +34,11 @@ type Task struct {
 	Mappings []Mapping
 	// Lister applies to the mappings whose From is a regex:.
 	Lister Lister
+	// PullOnly reads every selected image from Source – manifests and
+	// blobs, each checked against its digest – and keeps nothing: it warms
+	// a pull-through cache the way "docker pull" would. Target and the
+	// mappings' To are ignored.
+	PullOnly bool
 }
 
 // Mapping copies the selected tags of one source repository to a target
@@ -175,6 +180,8 @@ const (
 	Failed  Status = "failed"
 	// Pruned: the tag was deleted from the target (mappings with Prune).
 	Pruned Status = "pruned"
+	// Pulled: read in full from the source and thrown away (PullOnly).
+	Pulled Status = "pulled"
 )
 
 // Result is the outcome for one image (or, with an empty Tag, for a whole
@@ -207,6 +214,7 @@ type TaskSummary struct {
 	Task                    string
 	Copied, Skipped, Failed int
 	Pruned                  int
+	Pulled                  int
 	Bytes                   int64
 	Failures                []Result
 }
@@ -233,6 +241,8 @@ func (r *Report) Summaries() []TaskSummary {
 			s.Failures = append(s.Failures, res)
 		case Pruned:
 			s.Pruned++
+		case Pulled:
+			s.Pulled++
 		}
 		s.Bytes += res.Bytes
 	}
@@ -378,12 +388,14 @@ func (e *Engine) expandMapping(ctx context.Context, run uint64, ti, mi int, t *T
 	if err != nil {
 		return fail(fmt.Errorf("source: %w", err))
 	}
-	dst, err := e.store(t.Target)
-	if err != nil {
-		return fail(fmt.Errorf("target: %w", err))
+	var dst registry.Store // none for PullOnly
+	if !t.PullOnly {
+		if dst, err = e.store(t.Target); err != nil {
+			return fail(fmt.Errorf("target: %w", err))
+		}
 	}
 	base.src, base.dst = src, dst
-	base.srcR, base.dstR = src.Ref(m.From, ""), dst.Ref(m.To, "")
+	base.srcR, base.dstR = src.Ref(m.From, ""), refOf(dst, m.To, "")
 	rm, err := filter.ParseRepoMap(m.From, m.To)
 	if err != nil {
 		return fail(fmt.Errorf("%s: %w", mappingName(t, mi), err))
@@ -391,7 +403,10 @@ func (e *Engine) expandMapping(ctx context.Context, run uint64, ti, mi int, t *T
 
 	var listed []string
 	if rm.Discovers() {
-		base.srcR, base.dstR = src.String()+"/"+m.From, dst.String()+"/"+m.To
+		base.srcR, base.dstR = src.String()+"/"+m.From, ""
+		if dst != nil {
+			base.dstR = dst.String() + "/" + m.To
+		}
 		l, err := e.listRepos(ctx, run, t, src)
 		if err != nil {
 			return fail(fmt.Errorf("%s: discovering repositories: %w", mappingName(t, mi), err))
@@ -443,7 +458,7 @@ func mappingName(t *Task, mi int) string {
 // planRepo lists and filters the tags of one repository.
 func (e *Engine) planRepo(ctx context.Context, base job) ([]job, *repoPlan) {
 	t, m, src, dst := base.task, base.mapping, base.src, base.dst
-	base.srcR, base.dstR = src.Ref(m.From, ""), dst.Ref(m.To, "")
+	base.srcR, base.dstR = src.Ref(m.From, ""), refOf(dst, m.To, "")
 	rp := &repoPlan{order: [3]int(base.order[:3]), task: t, mapping: m, src: src, dst: dst}
 	fail := func(err error) ([]job, *repoPlan) {
 		base.preResolved = err
@@ -480,7 +495,7 @@ func (e *Engine) planRepo(ctx context.Context, base job) ([]job, *repoPlan) {
 			j.preResolved = err
 		}
 		j.srcR = src.Ref(m.From, j.ref.Source())
-		j.dstR = dst.Ref(m.To, j.ref.Target())
+		j.dstR = refOf(dst, m.To, j.ref.Target())
 		jobs = append(jobs, j)
 		rp.selected = append(rp.selected, j.ref.Target())
 	}
@@ -536,6 +551,10 @@ func (e *Engine) runJob(ctx context.Context, j *job) Result {
 // status, the digest now on the target, the bytes written and the number of
 // attachments copied.
 func (e *Engine) syncImage(ctx context.Context, j *job) (Status, string, int64, int, error) {
+	if j.task.PullOnly {
+		st, digest, n, err := e.pullImage(ctx, j)
+		return st, digest, n, 0, err
+	}
 	st, digest, n, err := e.syncManifest(ctx, j)
 	if err != nil || !j.mapping.Referrers {
 		return st, digest, n, 0, err
@@ -643,4 +662,36 @@ func (e *Engine) syncManifest(ctx context.Context, j *job) (Status, string, int6
 		return "", want, n, fmt.Errorf("copying %s to %s: %w", j.srcR, j.dstR, err)
 	}
 	return Copied, want, n, nil
+}
+
+// refOf renders a reference in s, or "" when there is no store (the target
+// of a PullOnly task).
+func refOf(s registry.Store, repo, ref string) string {
+	if s == nil {
+		return ""
+	}
+	return s.Ref(repo, ref)
+}
+
+// pullImage reads one image from the source in full and discards it,
+// verifying every digest. It returns the bytes read.
+func (e *Engine) pullImage(ctx context.Context, j *job) (Status, string, int64, error) {
+	a, err := j.src.Fetch(ctx, j.mapping.From, j.ref.Source())
+	if err != nil {
+		return "", "", 0, fmt.Errorf("source %s: %w", j.srcR, err)
+	}
+	digest := a.Desc.Digest.String()
+	if j.ref.Digest != "" && digest != j.ref.Digest {
+		return "", "", 0, fmt.Errorf("source %s: served %s: %w", j.srcR, digest, registry.ErrDigestMismatch)
+	}
+	if j.mapping.Platform != nil {
+		if a, err = registry.SelectPlatform(a, *j.mapping.Platform); err != nil {
+			return "", digest, 0, fmt.Errorf("source %s: %w", j.srcR, err)
+		}
+	}
+	n, err := registry.Drain(ctx, a)
+	if err != nil {
+		return "", digest, n, fmt.Errorf("pulling %s: %w", j.srcR, err)
+	}
+	return Pulled, digest, n, nil
 }

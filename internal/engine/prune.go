@@ -132,7 +132,7 @@ func (e *Engine) pruneAll(ctx context.Context, repos []*repoPlan, results []Resu
 	var out []Result
 	for _, mp := range repos {
 		m := mp.mapping
-		if !m.Prune || ctx.Err() != nil {
+		if !m.Prune || mp.dst == nil || ctx.Err() != nil { // no target to prune: PullOnly
 			continue
 		}
 		target := ""
