@@ -154,4 +154,3 @@ func verify(what string, want v1.Hash, size, n int64, sum []byte) error {
 	}
 	return nil
 }
-
