@@ -15,6 +15,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/regmirror/regmirror/internal/config"
+	"github.com/regmirror/regmirror/internal/registry"
 )
 
 // Exit codes, the contract with scripts.
@@ -53,6 +54,7 @@ func ExitCode(err error) int {
 type globals struct {
 	logFormat string
 	logLevel  string
+	insecure  []string
 	stdin     io.Reader
 	stdout    io.Writer
 	stderr    io.Writer
@@ -104,6 +106,9 @@ and the source with HEAD requests first, and copies only what differs.`,
 	pf.StringVar(&g.logFormat, "log-format", envOr("LOG_FORMAT", ""), "log format: text or json (default text on a terminal or for one-shot commands; env LOG_FORMAT)")
 	pf.StringVar(&g.logLevel, "log-level", envOr("LOG_LEVEL", "info"), "log level: debug, info, warn or error (env LOG_LEVEL)")
 	root.AddCommand(newSyncCmd(g), newServeCmd(g), newVersionCmd(g), newConfigCmd(g))
+	// Image lists and credentials (issue 4).
+	root.AddCommand(newMirrorListCmd(g), newLoginCmd(g), newLogoutCmd(g))
+	pf.StringArrayVar(&g.insecure, "insecure-registry", nil, "allow plain HTTP and unverified TLS for this registry HOST[:PORT] only (repeatable; /etc/docker/daemon.json insecure-registries and /etc/containers/registries.conf insecure = true count too)")
 	// Last: completion and flag completions need the whole tree.
 	finishTree(root, g)
 	return root
@@ -150,4 +155,36 @@ func (g *globals) loggerTo(w io.Writer, defFormat string) (*slog.Logger, error) 
 		return slog.New(slog.NewJSONHandler(w, opts)), nil
 	}
 	return nil, usageErr("--log-format %q: want text or json", g.logFormat)
+}
+
+// insecureRegistries collects the registries marked insecure: the
+// --insecure-registry flags, then docker's daemon.json and containers'
+// registries.conf (paths overridable by REGMIRROR_DOCKER_DAEMON_JSON and
+// REGMIRROR_REGISTRIES_CONF). A bad flag is a usage error; a system file
+// that cannot be read belongs to docker or podman, so it is only a warning.
+func (g *globals) insecureRegistries(log *slog.Logger) (*config.Insecure, error) {
+	in := &config.Insecure{}
+	for _, h := range g.insecure {
+		if err := in.Add(h, "--insecure-registry"); err != nil {
+			return nil, usageErr("--insecure-registry: %v", err)
+		}
+	}
+	daemon, conf := config.SystemPaths()
+	if err := in.LoadSystem(daemon, conf); err != nil {
+		log.Warn("ignoring a system registry configuration file", "error", err)
+	}
+	return in, nil
+}
+
+// markInsecure lets an endpoint use plain HTTP or unverified TLS when its
+// host was marked insecure; every other endpoint is left as it is.
+func markInsecure(ep registry.Endpoint, in *config.Insecure, log *slog.Logger) registry.Endpoint {
+	if ep.IsLayout() || ep.SkipTLSVerify {
+		return ep
+	}
+	if origin, ok := in.Match(ep.Registry); ok {
+		ep.SkipTLSVerify = true
+		log.Debug("registry marked insecure", "registry", ep.Registry, "by", origin)
+	}
+	return ep
 }

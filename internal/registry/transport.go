@@ -167,7 +167,7 @@ func (g *plainHTTPGuard) RoundTrip(req *http.Request) (*http.Response, error) {
 		if req.Body != nil {
 			req.Body.Close()
 		}
-		return nil, fmt.Errorf("%w for %s: HTTPS failed; write the registry as http://%s or set skip-tls-verify to allow it", ErrPlainHTTP, g.host, g.host)
+		return nil, fmt.Errorf("%w for %s: HTTPS failed; write the registry as http://%s or set skip-tls-verify to allow it (on the command line: --insecure-registry %s)", ErrPlainHTTP, g.host, g.host, g.host)
 	}
 	return g.inner.RoundTrip(req)
 }

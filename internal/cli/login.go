@@ -1,0 +1,179 @@
+package cli
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+
+	dockerconfig "github.com/docker/cli/cli/config"
+	"github.com/docker/cli/cli/config/configfile"
+	"github.com/docker/cli/cli/config/types"
+	"github.com/spf13/cobra"
+
+	"github.com/regmirror/regmirror/internal/registry"
+)
+
+// dockerHubKey is where docker keeps Docker Hub's credentials.
+const dockerHubKey = "https://index.docker.io/v1/"
+
+// maxPasswordLen bounds what --password-stdin reads: a service-account key
+// is a few KiB; a megabyte is a mistake (the wrong file piped in).
+const maxPasswordLen = 1 << 20
+
+func newLoginCmd(g *globals) *cobra.Command {
+	var (
+		user     string
+		stdin    bool
+		password string
+	)
+	cmd := &cobra.Command{
+		Use:   "login REGISTRY -u USER --password-stdin",
+		Short: "Check credentials against a registry and store them in docker's config.json",
+		Long: `login checks USER and the password read from standard input against
+REGISTRY (as 'docker login' does: a ping, the token or basic-auth
+challenge, then GET /v2/ with the credentials) and, when the registry
+accepts them, stores them in docker's config.json – $DOCKER_CONFIG/config.json,
+else ~/.docker/config.json, created 0600 – or in the credential helper
+that file names. 'regmirror sync' and 'regmirror mirror-list' then find
+them, and so do docker, skopeo and crane.
+
+The password is read from standard input only, never from an argument
+(arguments show in ps and in shell history). It is stored exactly as read,
+less one final newline (as docker does), so a multi-line JSON key survives
+unchanged. A REGISTRY written with a path or a scheme is stored under its
+host, as docker does. A rejected login changes nothing and exits 1.`,
+		Example: `  # Google Artifact Registry with a service-account key (the vendor guide's first step)
+  cat cred.json | regmirror login -u _json_key --password-stdin europe-west1-docker.pkg.dev
+
+  # a registry of your own
+  printf '%s' "$REG_PASSWORD" | regmirror login -u mirror --password-stdin reg.example.com`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			log, err := g.logger("text")
+			if err != nil {
+				return err
+			}
+			if cmd.Flags().Changed("password") {
+				return usageErr("--password is not accepted: a password in the arguments shows in ps and shell history; pipe it to --password-stdin")
+			}
+			if user == "" {
+				return usageErr("--username (-u) is required")
+			}
+			if !stdin {
+				return usageErr("--password-stdin is required: regmirror reads the password from standard input only")
+			}
+			pw, err := readPassword(g.stdin)
+			if err != nil {
+				return err
+			}
+			host, key := credentialKey(args[0])
+			insecure, err := g.insecureRegistries(log)
+			if err != nil {
+				return err
+			}
+			// Load first: a config.json we could not write back is
+			// found before the registry is asked.
+			cf, err := dockerconfig.Load(dockerconfig.Dir())
+			if err != nil {
+				return fmt.Errorf("reading docker config: %w", err)
+			}
+			ep := markInsecure(registry.Endpoint{Registry: host, Username: user, Password: pw}, insecure, log)
+			if err := registry.CheckLogin(cmd.Context(), ep, registry.Options{}); err != nil {
+				if errors.Is(err, registry.ErrLoginRejected) {
+					return fmt.Errorf("login to %s failed: the registry rejected user %q: %w; nothing was stored", host, user, err)
+				}
+				return fmt.Errorf("login to %s: %w; nothing was stored", host, err)
+			}
+			if err := storeCredentials(cf, key, user, pw); err != nil {
+				return err
+			}
+			fmt.Fprintln(g.stdout, "Login Succeeded")
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.StringVarP(&user, "username", "u", "", "user name")
+	f.BoolVar(&stdin, "password-stdin", false, "read the password from standard input (the only way to give it)")
+	f.StringVarP(&password, "password", "p", "", "refused: use --password-stdin")
+	_ = f.MarkHidden("password")
+	return cmd
+}
+
+func newLogoutCmd(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:   "logout REGISTRY",
+		Short: "Remove a registry's credentials from docker's config.json",
+		Example: `  regmirror logout europe-west1-docker.pkg.dev`,
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			host, key := credentialKey(args[0])
+			cf, err := dockerconfig.Load(dockerconfig.Dir())
+			if err != nil {
+				return fmt.Errorf("reading docker config: %w", err)
+			}
+			store := cf.GetCredentialsStore(key)
+			if ac, err := store.Get(key); err == nil && ac.Username == "" && ac.Password == "" && ac.IdentityToken == "" && ac.Auth == "" {
+				if _, ok := cf.AuthConfigs[key]; !ok {
+					fmt.Fprintf(g.stdout, "Not logged in to %s\n", host)
+					return nil
+				}
+			}
+			if err := store.Erase(key); err != nil {
+				return fmt.Errorf("removing the credentials for %s from %s: %w", host, cf.Filename, err)
+			}
+			fmt.Fprintf(g.stdout, "Removed login credentials for %s\n", host)
+			return nil
+		},
+	}
+}
+
+// readPassword reads the whole of stdin and removes one final newline
+// ("\n" or "\r\n"), exactly as docker login --password-stdin does.
+func readPassword(r io.Reader) (string, error) {
+	if r == nil {
+		return "", usageErr("--password-stdin: no standard input")
+	}
+	b, err := io.ReadAll(io.LimitReader(r, maxPasswordLen+1))
+	if err != nil {
+		return "", fmt.Errorf("reading the password from standard input: %w", err)
+	}
+	if len(b) > maxPasswordLen {
+		return "", usageErr("--password-stdin: more than %d bytes on standard input; is that the right file?", maxPasswordLen)
+	}
+	pw := strings.TrimSuffix(string(b), "\n")
+	pw = strings.TrimSuffix(pw, "\r")
+	if pw == "" {
+		return "", usageErr("--password-stdin: standard input was empty")
+	}
+	return pw, nil
+}
+
+// credentialKey returns the host to check the login against and the key
+// docker's config.json stores it under: the host without scheme or path,
+// and Docker Hub's historical "https://index.docker.io/v1/".
+func credentialKey(arg string) (host, key string) {
+	h := strings.TrimSpace(arg)
+	low := strings.ToLower(h)
+	for _, scheme := range []string{"https://", "http://"} {
+		if strings.HasPrefix(low, scheme) {
+			h = h[len(scheme):]
+		}
+	}
+	h, _, _ = strings.Cut(h, "/")
+	if registry.IsDockerHub(h) {
+		return "index.docker.io", dockerHubKey
+	}
+	return h, h
+}
+
+// storeCredentials writes the credentials where docker would: the
+// credential helper config.json names for the host, else config.json
+// itself (written to a temporary file and renamed, 0600 when new).
+func storeCredentials(cf *configfile.ConfigFile, key, user, pw string) error {
+	ac := types.AuthConfig{Username: user, Password: pw, ServerAddress: key}
+	if err := cf.GetCredentialsStore(key).Store(ac); err != nil {
+		return fmt.Errorf("storing the credentials for %s in %s: %w", key, cf.Filename, err)
+	}
+	return nil
+}

@@ -1,0 +1,332 @@
+package cli
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/regmirror/regmirror/internal/config"
+	"github.com/regmirror/regmirror/internal/engine"
+	"github.com/regmirror/regmirror/internal/filter"
+	"github.com/regmirror/regmirror/internal/imagelist"
+	"github.com/regmirror/regmirror/internal/registry"
+)
+
+func newMirrorListCmd(g *globals) *cobra.Command {
+	var (
+		from, to   string
+		pullOnly   bool
+		jobs       int
+		transfers  int
+		reportPath string
+	)
+	cmd := &cobra.Command{
+		Use:   "mirror-list --from SRC_PREFIX --to DEST_PREFIX FILE",
+		Short: "Copy every image named in a list file (docker-images.txt), or pre-pull them through a proxy",
+		Long: `mirror-list copies every image listed in FILE ("-" reads standard input):
+an image under SRC_PREFIX goes to the same path under DEST_PREFIX. It
+replaces the docker pull / tag / push loop of offline-install guides and
+needs no Docker daemon.
+
+FILE holds one reference per line: REPO:TAG, REPO@DIGEST or
+REPO:TAG@DIGEST (REPO alone means :latest, as for docker pull). Blank
+lines and lines starting with # are ignored, as is text after " #";
+surrounding whitespace, CRLF line endings and a missing final newline are
+fine. A line that is not a reference, or does not start with SRC_PREFIX,
+fails on its own, named by its line number; the other lines still run.
+
+Copies work as in 'regmirror sync': an image the target already holds is
+skipped after HEAD requests only, multi-arch indexes are copied whole, and
+digests are preserved. Credentials come from docker's config.json (see
+'regmirror login'); --insecure-registry allows plain HTTP.
+
+With --pull-only nothing is written anywhere: every image (mapped to
+--to PROXY_PREFIX when the prefixes are given) is read through the
+registry, manifests and blobs, each checked against its digest, and
+thrown away. That warms a pull-through cache such as a Nexus docker
+proxy; one image at a time by default, since Nexus breaks on parallel
+pulls.
+
+Each line's result (copied, skipped, pulled or failed with the reason) is
+printed to standard output, followed by a summary; --report FILE writes
+the same as JSON. Exit codes: 0 every line succeeded; 1 at least one line
+failed (all others were still attempted); 2 usage error, nothing done.`,
+		Example: `  # mirror the vendor's images into your registry
+  regmirror mirror-list --from europe-west1-docker.pkg.dev/appcircle/docker-registry \
+    --to reg.example.com/appcircle docker-images.txt
+
+  # warm a Nexus pull-through proxy, one image at a time
+  regmirror mirror-list --pull-only --from europe-west1-docker.pkg.dev/appcircle/docker-registry \
+    --to nexus.example.com:8443/appcircle/docker-registry docker-images.txt
+
+  # a plain-HTTP target, results as JSON for a script
+  regmirror mirror-list --insecure-registry reg.local:5000 --from src.io/team --to reg.local:5000/team \
+    --report result.json images.txt`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if !cmd.Flags().Changed("log-level") && os.Getenv("LOG_LEVEL") == "" {
+				// The per-line results go to stdout; the log keeps
+				// warnings and errors unless asked for more.
+				g.logLevel = "warn"
+			}
+			log, err := g.logger("text")
+			if err != nil {
+				return err
+			}
+			prefixes, err := imagelist.NewPrefixes(from, to)
+			if err != nil {
+				return usageErr("--from/--to: %v", err)
+			}
+			if !pullOnly && prefixes.From == "" {
+				return usageErr("--from and --to are required (without them only --pull-only makes sense)")
+			}
+			if !cmd.Flags().Changed("jobs") && pullOnly {
+				jobs = 1
+			}
+			if jobs < 1 {
+				return usageErr("--jobs must be at least 1")
+			}
+			insecure, err := g.insecureRegistries(log)
+			if err != nil {
+				return err
+			}
+			file := args[0]
+			entries, err := readList(file, g.stdin, prefixes)
+			if err != nil {
+				return err
+			}
+			tasks, lines := listTasks(file, entries, pullOnly, insecure, log)
+
+			m := manners(log, 0, transfers)
+			e := engine.New(engine.Options{Logger: log, Jobs: jobs, Registry: registry.Options{Manners: m}, PlatformCache: defaultPlatformCache()})
+			start := time.Now()
+			rep := e.Run(cmd.Context(), tasks)
+			lr := newListReport(file, prefixes, pullOnly, entries, rep, lines)
+			lr.DurationMS = time.Since(start).Milliseconds()
+			lr.print(g.stdout)
+			logPulls(log, m)
+			if reportPath != "" {
+				if err := lr.write(reportPath); err != nil {
+					return fmt.Errorf("writing --report: %w", err)
+				}
+			}
+			if lr.Summary.Failed > 0 {
+				return fmt.Errorf("%w: %d of %d lines failed", ErrSyncFailed, lr.Summary.Failed, lr.Summary.Lines)
+			}
+			return cmd.Context().Err()
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&from, "from", "", "SRC_PREFIX: registry and path every listed image starts with")
+	f.StringVar(&to, "to", "", "DEST_PREFIX (or PROXY_PREFIX with --pull-only): the same paths go under it; must not end with /")
+	f.BoolVar(&pullOnly, "pull-only", false, "read every image through the registry (a pull-through proxy) and keep nothing")
+	f.IntVarP(&jobs, "jobs", "j", 4, "images copied in parallel (default 1 with --pull-only)")
+	f.IntVar(&transfers, "transfers", 0, "blob transfers in flight across all images (default 8)")
+	f.StringVar(&reportPath, "report", "", "also write the results as JSON to this file (schema in docs/mirror-list.md)")
+	return cmd
+}
+
+// readList reads and parses the list; "-" is standard input. A file that
+// cannot be read or lists no image is a usage error.
+func readList(file string, stdin io.Reader, p imagelist.Prefixes) ([]imagelist.Entry, error) {
+	var r io.Reader = stdin
+	if file != "-" {
+		f, err := os.Open(file)
+		if err != nil {
+			return nil, usageErr("image list: %v", err)
+		}
+		defer f.Close()
+		r = f
+	}
+	entries, err := imagelist.Parse(r, p)
+	if err != nil {
+		return nil, usageErr("image list %s: %v", file, err)
+	}
+	if len(entries) == 0 {
+		return nil, usageErr("image list %s names no image (only blank or comment lines)", file)
+	}
+	return entries, nil
+}
+
+// listTasks makes one engine task per usable line, named FILE:LINE so logs
+// point at the line, and returns the line number of each task name.
+func listTasks(file string, entries []imagelist.Entry, pullOnly bool, insecure *config.Insecure, log *slog.Logger) ([]engine.Task, map[string]int) {
+	base := filepath.Base(file)
+	if file == "-" {
+		base = "stdin"
+	}
+	lines := map[string]int{}
+	var tasks []engine.Task
+	for _, en := range entries {
+		if en.Err != nil {
+			continue
+		}
+		tags, err := filter.ParseTags([]string{en.Source.Reference()})
+		if err != nil {
+			// The parser already checked tag and digest syntax; a
+			// disagreement is a bug, reported on the line.
+			tags, _ = filter.ParseTags(nil)
+			log.Error("internal: tag filter rejects a parsed reference", "tag", en.Source.Reference(), "error", err)
+		}
+		name := fmt.Sprintf("%s:%d", base, en.Line)
+		lines[name] = en.Line
+		src := markInsecure(registry.Endpoint{Registry: en.Source.Registry}, insecure, log)
+		dst := markInsecure(registry.Endpoint{Registry: en.Target.Registry}, insecure, log)
+		t := engine.Task{Name: name, Source: src, Target: dst,
+			Mappings: []engine.Mapping{{From: en.Source.Repo, To: en.Target.Repo, Tags: tags}}}
+		if pullOnly {
+			// Pull what the line names under the proxy prefix.
+			t = engine.Task{Name: name, Source: dst, PullOnly: true,
+				Mappings: []engine.Mapping{{From: en.Target.Repo, Tags: tags}}}
+		}
+		tasks = append(tasks, t)
+	}
+	return tasks, lines
+}
+
+// ListReport is what --report writes (documented in docs/mirror-list.md).
+type ListReport struct {
+	File       string       `json:"file"`
+	Mode       string       `json:"mode"` // "mirror" or "pull-only"
+	From       string       `json:"from,omitempty"`
+	To         string       `json:"to,omitempty"`
+	DurationMS int64        `json:"duration_ms"`
+	Results    []LineResult `json:"results"`
+	Summary    ListSummary  `json:"summary"`
+}
+
+// LineResult is the outcome of one line.
+type LineResult struct {
+	Line   int    `json:"line"`
+	Text   string `json:"text"`
+	Status string `json:"status"` // copied, skipped, pulled or failed
+	Source string `json:"source,omitempty"`
+	Target string `json:"target,omitempty"`
+	Digest string `json:"digest,omitempty"`
+	Bytes  int64  `json:"bytes"`
+	Error  string `json:"error,omitempty"`
+}
+
+// ListSummary adds the lines up.
+type ListSummary struct {
+	Lines   int   `json:"lines"`
+	Copied  int   `json:"copied"`
+	Skipped int   `json:"skipped"`
+	Pulled  int   `json:"pulled"`
+	Failed  int   `json:"failed"`
+	Bytes   int64 `json:"bytes"`
+}
+
+func newListReport(file string, p imagelist.Prefixes, pullOnly bool, entries []imagelist.Entry, rep *engine.Report, lines map[string]int) *ListReport {
+	lr := &ListReport{File: file, Mode: "mirror", From: p.From, To: p.To}
+	if pullOnly {
+		lr.Mode = "pull-only"
+	}
+	byLine := map[int]engine.Result{}
+	for _, r := range rep.Results {
+		byLine[lines[r.Task]] = r
+	}
+	for _, en := range entries {
+		lr2 := LineResult{Line: en.Line, Text: en.Text}
+		if en.Err != nil {
+			lr2.Status = string(engine.Failed)
+			lr2.Error = errors.Unwrap(en.Err).Error()
+		} else if r, ok := byLine[en.Line]; ok {
+			lr2.Status, lr2.Source, lr2.Target, lr2.Digest, lr2.Bytes = string(r.Status), r.Source, r.Target, r.Digest, r.Bytes
+			if r.Err != nil {
+				lr2.Error = r.Err.Error()
+			}
+		} else {
+			// The run was cancelled before planning reached the line.
+			lr2.Status, lr2.Error = string(engine.Failed), "not attempted: the run was interrupted"
+		}
+		lr.Results = append(lr.Results, lr2)
+		s := &lr.Summary
+		s.Lines++
+		s.Bytes += lr2.Bytes
+		switch engine.Status(lr2.Status) {
+		case engine.Copied:
+			s.Copied++
+		case engine.Skipped:
+			s.Skipped++
+		case engine.Pulled:
+			s.Pulled++
+		default:
+			s.Failed++
+		}
+	}
+	return lr
+}
+
+// print writes one line per result and the summary: LINE: STATUS ...
+func (lr *ListReport) print(w io.Writer) {
+	name := lr.File
+	for _, r := range lr.Results {
+		switch {
+		case r.Status == string(engine.Failed):
+			fmt.Fprintf(w, "%s:%d: failed %s: %s\n", name, r.Line, r.Text, r.Error)
+		case r.Target != "":
+			fmt.Fprintf(w, "%s:%d: %s %s -> %s %s\n", name, r.Line, r.Status, r.Source, r.Target, r.Digest)
+		default:
+			fmt.Fprintf(w, "%s:%d: %s %s %s (%s)\n", name, r.Line, r.Status, r.Source, r.Digest, humanBytes(r.Bytes))
+		}
+	}
+	s := lr.Summary
+	var parts []string
+	if lr.Mode == "pull-only" {
+		parts = append(parts, fmt.Sprintf("%d pulled", s.Pulled))
+	} else {
+		parts = append(parts, fmt.Sprintf("%d copied", s.Copied), fmt.Sprintf("%d skipped", s.Skipped))
+	}
+	parts = append(parts, fmt.Sprintf("%d failed", s.Failed))
+	verb := "written"
+	if lr.Mode == "pull-only" {
+		verb = "read"
+	}
+	fmt.Fprintf(w, "summary: %d images: %s; %s %s in %s\n", s.Lines, strings.Join(parts, ", "), humanBytes(s.Bytes), verb,
+		(time.Duration(lr.DurationMS) * time.Millisecond).String())
+}
+
+func humanBytes(n int64) string {
+	const unit = 1024
+	if n < unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	div, exp := int64(unit), 0
+	for m := n / unit; m >= unit; m /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
+}
+
+// write saves the report as JSON, replacing the file only when complete.
+func (lr *ListReport) write(path string) error {
+	b, err := json.MarshalIndent(lr, "", "  ")
+	if err != nil {
+		return err
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
+	if err != nil {
+		return err
+	}
+	_, werr := tmp.Write(append(b, '\n'))
+	cerr := tmp.Close()
+	if err := errors.Join(werr, cerr, os.Chmod(tmp.Name(), 0o644)); err != nil {
+		os.Remove(tmp.Name())
+		return err
+	}
+	if err := os.Rename(tmp.Name(), path); err != nil {
+		os.Remove(tmp.Name())
+		return err
+	}
+	return nil
+}
