@@ -56,6 +56,14 @@ failed (all others were still attempted); 2 usage or configuration error.`,
 			if err != nil {
 				return err
 			}
+			insecure, err := g.insecureRegistries(log)
+			if err != nil {
+				return err
+			}
+			for i := range tasks {
+				tasks[i].Source = markInsecure(tasks[i].Source, insecure, log)
+				tasks[i].Target = markInsecure(tasks[i].Target, insecure, log)
+			}
 			if jobs < 1 {
 				return usageErr("--jobs must be at least 1")
 			}

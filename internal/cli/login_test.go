@@ -1,0 +1,42 @@
+package cli
+
+import (
+	"strings"
+	"testing"
+)
+
+func TestCredentialKey(t *testing.T) {
+	for in, want := range map[string][2]string{
+		"europe-west1-docker.pkg.dev/appcircle/docker-registry": {"europe-west1-docker.pkg.dev", "europe-west1-docker.pkg.dev"},
+		"https://reg.example.com:8443/":                         {"reg.example.com:8443", "reg.example.com:8443"},
+		"docker.io":                                             {"index.docker.io", dockerHubKey},
+		"registry-1.docker.io":                                  {"index.docker.io", dockerHubKey},
+		"127.0.0.1:5000":                                        {"127.0.0.1:5000", "127.0.0.1:5000"},
+	} {
+		h, k := credentialKey(in)
+		if h != want[0] || k != want[1] {
+			t.Errorf("credentialKey(%q) = %q, %q; want %q, %q", in, h, k, want[0], want[1])
+		}
+	}
+}
+
+func TestReadPassword(t *testing.T) {
+	key := "{\n  \"private_key\": \"-----BEGIN\\nabc\\n-----END\\n\"\n}"
+	for in, want := range map[string]string{
+		key + "\n":     key, // cat cred.json
+		key + "\r\n":   key,
+		key:            key,
+		"pw\n\n":       "pw\n", // only one newline is the terminator
+		"  spaced  \n": "  spaced  ",
+	} {
+		got, err := readPassword(strings.NewReader(in))
+		if err != nil || got != want {
+			t.Errorf("readPassword(%q) = %q, %v; want %q", in, got, err, want)
+		}
+	}
+	for _, in := range []string{"", "\n", strings.Repeat("x", maxPasswordLen+1)} {
+		if _, err := readPassword(strings.NewReader(in)); err == nil || ExitCode(err) != ExitUsage {
+			t.Errorf("readPassword(%d bytes) = %v; want a usage error", len(in), err)
+		}
+	}
+}
