@@ -17,6 +17,7 @@ import (
 	"github.com/regmirror/regmirror/internal/engine"
 	"github.com/regmirror/regmirror/internal/filter"
 	"github.com/regmirror/regmirror/internal/imagelist"
+	"github.com/regmirror/regmirror/internal/progress"
 	"github.com/regmirror/regmirror/internal/registry"
 )
 
@@ -276,7 +277,7 @@ func (lr *ListReport) print(w io.Writer) {
 		case r.Target != "":
 			fmt.Fprintf(w, "%s:%d: %s %s -> %s %s\n", name, r.Line, r.Status, r.Source, r.Target, r.Digest)
 		default:
-			fmt.Fprintf(w, "%s:%d: %s %s %s (%s)\n", name, r.Line, r.Status, r.Source, r.Digest, humanBytes(r.Bytes))
+			fmt.Fprintf(w, "%s:%d: %s %s %s (%s)\n", name, r.Line, r.Status, r.Source, r.Digest, progress.Bytes(r.Bytes))
 		}
 	}
 	s := lr.Summary
@@ -291,21 +292,8 @@ func (lr *ListReport) print(w io.Writer) {
 	if lr.Mode == "pull-only" {
 		verb = "read"
 	}
-	fmt.Fprintf(w, "summary: %d images: %s; %s %s in %s\n", s.Lines, strings.Join(parts, ", "), humanBytes(s.Bytes), verb,
+	fmt.Fprintf(w, "summary: %d images: %s; %s %s in %s\n", s.Lines, strings.Join(parts, ", "), progress.Bytes(s.Bytes), verb,
 		(time.Duration(lr.DurationMS) * time.Millisecond).String())
-}
-
-func humanBytes(n int64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := int64(unit), 0
-	for m := n / unit; m >= unit; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
 }
 
 // write saves the report as JSON, replacing the file only when complete.
