@@ -274,6 +274,8 @@ func (lr *ListReport) print(w io.Writer) {
 		switch {
 		case r.Status == string(engine.Failed):
 			fmt.Fprintf(w, "%s:%d: failed %s: %s\n", name, r.Line, r.Text, r.Error)
+		case r.Status == string(engine.Copied):
+			fmt.Fprintf(w, "%s:%d: %s %s -> %s %s (%s)\n", name, r.Line, r.Status, r.Source, r.Target, r.Digest, progress.Bytes(r.Bytes))
 		case r.Target != "":
 			fmt.Fprintf(w, "%s:%d: %s %s -> %s %s\n", name, r.Line, r.Status, r.Source, r.Target, r.Digest)
 		default:
