@@ -102,10 +102,10 @@ host, as docker does. A rejected login changes nothing and exits 1.`,
 
 func newLogoutCmd(g *globals) *cobra.Command {
 	return &cobra.Command{
-		Use:   "logout REGISTRY",
-		Short: "Remove a registry's credentials from docker's config.json",
+		Use:     "logout REGISTRY",
+		Short:   "Remove a registry's credentials from docker's config.json",
 		Example: `  regmirror logout europe-west1-docker.pkg.dev`,
-		Args:  cobra.ExactArgs(1),
+		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			host, key := credentialKey(args[0])
 			cf, err := dockerconfig.Load(dockerconfig.Dir())
