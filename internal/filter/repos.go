@@ -56,6 +56,9 @@ func ParseRepoMap(from, to string) (*RepoMap, error) {
 		if m.from == "" {
 			return nil, errors.New("from: empty repository path")
 		}
+		if strings.HasPrefix(m.from, "/") || strings.HasSuffix(m.from, "/") || strings.Contains(m.from, "//") {
+			return nil, fmt.Errorf("from %q: empty path component", from)
+		}
 	}
 
 	to = strings.TrimSpace(to)
@@ -128,7 +131,7 @@ func (m *RepoMap) Target(src string) (string, error) {
 	default:
 		t = m.to
 	}
-	if t == "" || strings.HasSuffix(t, "/") || strings.Contains(t, "//") {
+	if t == "" || strings.HasPrefix(t, "/") || strings.HasSuffix(t, "/") || strings.Contains(t, "//") {
 		return "", fmt.Errorf("target path %q for %s is not a repository path", t, src)
 	}
 	return t, nil
