@@ -2,6 +2,7 @@ package schedule
 
 import (
 	"context"
+	"runtime"
 	"sync"
 	"testing"
 	"time"
@@ -69,6 +70,19 @@ func recv[T any](t *testing.T, ch <-chan T, what string) T {
 	}
 }
 
+// waitUntil polls cond (yielding, no fake time passes) for at most 10s of
+// real time; the bound only catches a hang.
+func waitUntil(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		runtime.Gosched()
+	}
+}
+
 func none[T any](t *testing.T, ch <-chan T, what string) {
 	t.Helper()
 	select {
@@ -123,6 +137,9 @@ func TestSchedulerRunsSkipsAndStops(t *testing.T) {
 	if err := recv(t, finished, "end of run 1"); err != nil {
 		t.Fatal(err)
 	}
+	// The run function has returned; wait until the scheduler has
+	// recorded that, or the next tick would (rightly) be skipped.
+	waitUntil(t, "run 1 recorded as done", func() bool { return !s.States()[0].Running })
 	clk.Advance(time.Minute)
 	r2 := recv(t, runs, "run at +2m")
 	if want := t0.Add(2 * time.Minute); !r2.at.Equal(want) {

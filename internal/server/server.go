@@ -181,16 +181,15 @@ func (s *State) ConfigFailed(file string, err error) {
 
 // Result records one image's outcome (engine.Options.OnResult).
 func (s *State) Result(r engine.Result) {
-	res := string(r.Status)
-	s.metrics.images.WithLabelValues(r.Task, res).Inc()
-	if r.Bytes > 0 {
-		s.metrics.bytes.WithLabelValues(r.Task).Add(float64(r.Bytes))
-	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	ts := s.tasks[r.Task]
 	if ts == nil {
-		return // removed meanwhile
+		return // removed meanwhile: its series are gone and stay gone
+	}
+	s.metrics.images.WithLabelValues(r.Task, string(r.Status)).Inc()
+	if r.Bytes > 0 {
+		s.metrics.bytes.WithLabelValues(r.Task).Add(float64(r.Bytes))
 	}
 	switch r.Status {
 	case engine.Copied:
@@ -248,11 +247,11 @@ func (s *State) RunFinished(task string, rep *engine.Report, started time.Time, 
 // RunSkipped records a run not started because the previous one was still
 // going (schedule.Options.OnSkip).
 func (s *State) RunSkipped(task string) {
-	s.metrics.runsSkipped.WithLabelValues(task).Inc()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if ts := s.tasks[task]; ts != nil {
 		ts.SkippedRuns++
+		s.metrics.runsSkipped.WithLabelValues(task).Inc()
 	}
 }
 
