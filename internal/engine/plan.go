@@ -1,0 +1,306 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/regmirror/regmirror/internal/registry"
+)
+
+// Plan says what a run would do without doing it: the same listing and
+// filtering as Run, then for every selected image a HEAD at the source and
+// at the target. No manifest is fetched (a manifest GET is a Docker Hub
+// pull) unless PlanOptions.Bytes asks for it, and nothing is written.
+
+// Action is what a sync would do with one image.
+type Action string
+
+const (
+	WouldCopy Action = "copy"
+	WouldSkip Action = "skip"
+	WouldFail Action = "fail"
+	// Unknown: a platform mapping whose index is not in the platform
+	// cache; which image the target should hold is only in the index
+	// manifest, which a plan without Bytes does not fetch.
+	Unknown Action = "unknown"
+)
+
+// PlanOptions tune Plan.
+type PlanOptions struct {
+	// Bytes fetches the manifests of the images to copy (GETs: Docker Hub
+	// counts them as pulls) to learn blob sizes, and asks the target with
+	// HEADs which blobs it already holds.
+	Bytes bool
+}
+
+// PlanItem is what a sync would do with one image.
+type PlanItem struct {
+	Task, Source, Target, Tag string
+	Action                    Action
+	// Reason says why: "missing on target", "digest differs", the error.
+	Reason       string
+	SourceDigest string
+	TargetDigest string
+	// Registry is the source's host ("index.docker.io" for Docker Hub).
+	Registry string
+	// Pulls is the number of manifest GETs a sync would send to the
+	// source for this image; a lower bound unless PullsExact (an index's
+	// platform images that the target lacks are fetched one by one, and
+	// only Bytes learns how many there are).
+	Pulls      int
+	PullsExact bool
+	// With PlanOptions.Bytes, for images to copy: BytesKnown is set,
+	// Bytes is the size of the blobs the target lacks (an upper bound:
+	// a registry may mount some from another repository), BytesPresent
+	// that of the Blobs the target proved (HEAD) it already holds.
+	BytesKnown          bool
+	Blobs, BlobsPresent int
+	Bytes, BytesPresent int64
+	Err                 error
+}
+
+// PruneNote says why prune would not run for a repository.
+type PruneNote struct {
+	Task, Target, Reason string
+}
+
+// Plan is what a run would do, in task, mapping and tag order.
+type Plan struct {
+	Items []PlanItem
+	// Prune lists the target tags prune would delete (and those it would
+	// keep, with Kept and a reason) for mappings with Prune.
+	Prune      []PruneItem
+	PruneNotes []PruneNote
+}
+
+// Plan works out what Run would do with tasks, sending only tag lists and
+// HEAD requests (and, with o.Bytes, manifest GETs for images to copy).
+func (e *Engine) Plan(ctx context.Context, tasks []Task, o PlanOptions) *Plan {
+	jobs, repos := e.plan(ctx, tasks)
+	slices.SortStableFunc(jobs, func(a, b job) int { return slices.Compare(a.order[:], b.order[:]) })
+	p := &Plan{Items: make([]PlanItem, len(jobs))}
+	g := errgroup.Group{}
+	g.SetLimit(e.jobs)
+	for i := range jobs {
+		g.Go(func() error {
+			p.Items[i] = e.planImage(ctx, &jobs[i], o)
+			return nil
+		})
+	}
+	_ = g.Wait()
+	if err := e.platforms.save(); err != nil {
+		e.log.Warn("could not save the platform cache", "error", err)
+	}
+
+	failing := map[*Mapping]int{}
+	for i, it := range p.Items {
+		if it.Action == WouldFail {
+			failing[jobs[i].mapping]++
+		}
+	}
+	for _, rp := range repos {
+		if !rp.mapping.Prune {
+			continue
+		}
+		target := rp.dst.Ref(rp.mapping.To, "")
+		if n := failing[rp.mapping]; n > 0 {
+			p.PruneNotes = append(p.PruneNotes, PruneNote{rp.task.Name, target, fmt.Sprintf("prune would not run: %d images would fail", n)})
+			continue
+		}
+		items, err := e.pruneCandidates(ctx, rp)
+		if err != nil {
+			p.PruneNotes = append(p.PruneNotes, PruneNote{rp.task.Name, target, err.Error()})
+			continue
+		}
+		p.Prune = append(p.Prune, items...)
+	}
+	return p
+}
+
+func (e *Engine) planImage(ctx context.Context, j *job, o PlanOptions) PlanItem {
+	it := PlanItem{Task: j.task.Name, Source: j.srcR, Target: j.dstR, Tag: j.ref.String()}
+	if j.src != nil {
+		it.Registry = j.src.String()
+	}
+	fail := func(err error) PlanItem {
+		it.Action, it.Err, it.Reason = WouldFail, err, err.Error()
+		return it
+	}
+	if j.preResolved != nil {
+		return fail(j.preResolved)
+	}
+	m := j.mapping
+	srcRef, dstRef := j.ref.Source(), j.ref.Target()
+
+	// A pinned digest is asked for too: a HEAD costs nothing and tells
+	// whether the source still has it and whether it is an index.
+	sd, err := j.src.Head(ctx, m.From, srcRef)
+	if err != nil {
+		return fail(fmt.Errorf("source %s: %w", j.srcR, err))
+	}
+	want, isIndex := sd.Digest.String(), sd.MediaType.IsIndex()
+	it.SourceDigest = want
+
+	var art *registry.Artifact
+	platformPulls := 0
+	if m.Platform != nil && (isIndex || j.ref.Digest != "") {
+		platformPulls = 2 // the index, then the platform's image manifest
+		if !isIndex {
+			platformPulls = 1
+		}
+		platform := m.Platform.String()
+		if cached, ok := e.platforms.get(want, platform); ok {
+			want = cached
+		} else if o.Bytes {
+			if art, err = e.fetchFor(ctx, j, srcRef); err != nil {
+				return fail(fmt.Errorf("source %s: %w", j.srcR, err))
+			}
+			want = art.Desc.Digest.String()
+		} else {
+			it.Action, it.Pulls = Unknown, 1
+			it.Reason = "the platform image's digest is only in the index manifest, which is not in the platform cache; a sync spends 1 pull to learn it (plan --bytes fetches it)"
+			if td, err := j.dst.Head(ctx, m.To, dstRef); err == nil {
+				it.TargetDigest = td.Digest.String()
+			}
+			return it
+		}
+		it.SourceDigest = want
+	}
+
+	td, err := j.dst.Head(ctx, m.To, dstRef)
+	switch {
+	case err == nil && td.Digest.String() == want:
+		it.Action, it.TargetDigest = WouldSkip, want
+		return it
+	case err == nil:
+		it.Action, it.Reason, it.TargetDigest = WouldCopy, "digest differs", td.Digest.String()
+	case errors.Is(err, registry.ErrNotFound):
+		it.Action, it.Reason = WouldCopy, "missing on target"
+	default:
+		return fail(fmt.Errorf("target %s: %w", j.dstR, err))
+	}
+
+	switch {
+	case platformPulls > 0:
+		it.Pulls, it.PullsExact = platformPulls, true
+	case isIndex:
+		it.Pulls = 1 // and one per platform image the target lacks
+	default:
+		it.Pulls, it.PullsExact = 1, true
+	}
+	if !o.Bytes {
+		return it
+	}
+	if art == nil {
+		if art, err = e.fetchFor(ctx, j, srcRef); err != nil {
+			return fail(fmt.Errorf("source %s: %w", j.srcR, err))
+		}
+	}
+	if err := e.measure(ctx, j, art, &it); err != nil {
+		return fail(fmt.Errorf("measuring %s: %w", j.srcR, err))
+	}
+	return it
+}
+
+// fetchFor fetches what a sync of j would copy: the manifest, or a platform
+// mapping's image out of its index (remembered in the platform cache).
+func (e *Engine) fetchFor(ctx context.Context, j *job, ref string) (*registry.Artifact, error) {
+	m := j.mapping
+	a, err := j.src.Fetch(ctx, m.From, ref)
+	if err != nil || m.Platform == nil {
+		return a, err
+	}
+	img, err := registry.SelectPlatform(a, *m.Platform)
+	if err == nil && a.Index != nil {
+		e.platforms.put(a.Desc.Digest.String(), m.Platform.String(), img.Desc.Digest.String())
+	}
+	return img, err
+}
+
+// measure counts the blobs of art and asks the target which it holds.
+// Child manifests of an index that the target already has are not
+// fetched, as a sync would not fetch them either.
+func (e *Engine) measure(ctx context.Context, j *job, art *registry.Artifact, it *PlanItem) error {
+	bc, ok := j.dst.(registry.BlobChecker)
+	if !ok {
+		return fmt.Errorf("%s cannot check blobs", j.dst)
+	}
+	m := j.mapping
+	pulls := 1
+	if m.Platform != nil && art.Image != nil && it.Pulls == 2 {
+		pulls = 2
+	}
+	seen := map[v1.Hash]bool{}
+	blobs := func(img v1.Image) error {
+		mf, err := img.Manifest()
+		if err != nil {
+			return err
+		}
+		for _, d := range append([]v1.Descriptor{mf.Config}, mf.Layers...) {
+			if seen[d.Digest] {
+				continue
+			}
+			seen[d.Digest] = true
+			it.Blobs++
+			has, err := bc.HasBlob(ctx, m.To, d.Digest.String())
+			if err != nil {
+				return err
+			}
+			if has {
+				it.BlobsPresent++
+				it.BytesPresent += d.Size
+			} else {
+				it.Bytes += d.Size
+			}
+		}
+		return nil
+	}
+	var index func(idx v1.ImageIndex) error
+	index = func(idx v1.ImageIndex) error {
+		im, err := idx.IndexManifest()
+		if err != nil {
+			return err
+		}
+		for _, d := range im.Manifests {
+			if _, err := j.dst.Head(ctx, m.To, d.Digest.String()); err == nil {
+				continue // the target has this child: a sync does not fetch it
+			}
+			pulls++
+			switch {
+			case d.MediaType.IsIndex():
+				child, err := idx.ImageIndex(d.Digest)
+				if err != nil {
+					return err
+				}
+				if err := index(child); err != nil {
+					return err
+				}
+			case d.MediaType.IsImage():
+				img, err := idx.Image(d.Digest)
+				if err != nil {
+					return err
+				}
+				if err := blobs(img); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	}
+	var err error
+	if art.Index != nil {
+		err = index(art.Index)
+	} else {
+		err = blobs(art.Image)
+	}
+	if err != nil {
+		return err
+	}
+	it.Pulls, it.PullsExact, it.BytesKnown = pulls, true, true
+	return nil
+}
