@@ -22,6 +22,8 @@ func newSyncCmd(g *globals) *cobra.Command {
 		jobs          int
 		transfers     int
 		platformCache string
+		dryRun        bool
+		pf            = planFlags{output: "text"}
 	)
 	cmd := &cobra.Command{
 		Use:   "sync --config FILE",
@@ -45,6 +47,10 @@ failed (all others were still attempted); 2 usage or configuration error.`,
   regmirror sync --config /config.yaml --shard "$JOB_COMPLETION_INDEX/3"`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if dryRun {
+				pf.jobs, pf.platformCache = jobs, platformCache
+				return runPlan(cmd.Context(), g, &tf, &pf)
+			}
 			// On a terminal a status line (images, bytes, rate, ETA)
 			// stays below the log lines; in a pipe nothing but logs.
 			bar := progress.New(g.stderr, "sync")
@@ -90,6 +96,8 @@ failed (all others were still attempted); 2 usage or configuration error.`,
 	tf.register(f)
 	f.IntVarP(&jobs, "jobs", "j", 8, "images copied in parallel")
 	f.StringVar(&platformCache, "platform-cache", defaultPlatformCache(), "file remembering which image each multi-arch index holds per platform, so `platform:` mappings cost no pull when current (\"\" to disable)")
+	f.BoolVar(&dryRun, "dry-run", false, "print what a sync would do and copy nothing (the same as 'regmirror plan')")
+	pf.register(cmd, false)
 	f.IntVar(&transfers, "transfers", 0, "blob transfers in flight across all tasks (default: the config's `transfers`, else 8)")
 	return cmd
 }
