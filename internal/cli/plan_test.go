@@ -10,7 +10,7 @@ import (
 	"testing"
 )
 
-func execute(t *testing.T, args ...string) (stdout, stderr string, code int) {
+func runCLI(t *testing.T, args ...string) (stdout, stderr string, code int) {
 	t.Helper()
 	var out, errb bytes.Buffer
 	err := Execute(context.Background(), append(args, "--platform-cache", ""), strings.NewReader(""), &out, &errb)
@@ -25,7 +25,7 @@ func TestPlanCheckAndDryRun(t *testing.T) {
 	cfg := shardConfig(t, dir, 2)
 	target := filepath.Join(dir, "t0")
 
-	out, errs, code := execute(t, "plan", "--config", cfg, "--output", "json")
+	out, errs, code := runCLI(t, "plan", "--config", cfg, "--output", "json")
 	if code != 0 {
 		t.Fatalf("plan: exit %d\n%s", code, errs)
 	}
@@ -52,11 +52,11 @@ func TestPlanCheckAndDryRun(t *testing.T) {
 		t.Errorf("image %+v", im)
 	}
 
-	out, _, code = execute(t, "plan", "--config", cfg, "--bytes")
+	out, _, code = runCLI(t, "plan", "--config", cfg, "--bytes")
 	if code != 0 || !strings.Contains(out, "to transfer, 0 of 3 blobs present") {
 		t.Errorf("plan --bytes: exit %d\n%s", code, out)
 	}
-	out, _, code = execute(t, "sync", "--config", cfg, "--dry-run")
+	out, _, code = runCLI(t, "sync", "--config", cfg, "--dry-run")
 	if code != 0 || !strings.Contains(out, "total: 2 to copy, 0 to skip, 0 to fail") {
 		t.Errorf("sync --dry-run: exit %d\n%s", code, out)
 	}
@@ -64,19 +64,19 @@ func TestPlanCheckAndDryRun(t *testing.T) {
 		t.Fatalf("plan or dry run wrote the target: %v", err)
 	}
 
-	out, _, code = execute(t, "check", "--config", cfg)
+	out, _, code = runCLI(t, "check", "--config", cfg)
 	if code != ExitFailed || !strings.Contains(out, "missing") || !strings.Contains(out, "OUT OF SYNC: 2 images, 2 missing") {
 		t.Errorf("check before sync: exit %d\n%s", code, out)
 	}
-	if _, errs, code = execute(t, "sync", "--config", cfg); code != 0 {
+	if _, errs, code = runCLI(t, "sync", "--config", cfg); code != 0 {
 		t.Fatalf("sync: exit %d\n%s", code, errs)
 	}
-	out, _, code = execute(t, "check", "--config", cfg, "-o", "json")
+	out, _, code = runCLI(t, "check", "--config", cfg, "-o", "json")
 	var cd checkDoc
 	if err := json.Unmarshal([]byte(out), &cd); err != nil || code != 0 || !cd.InSync || cd.Images != 2 {
 		t.Errorf("check after sync: exit %d, %+v (%v)\n%s", code, cd, err, out)
 	}
-	if _, _, code = execute(t, "plan", "--config", cfg, "--output", "yaml"); code != ExitUsage {
+	if _, _, code = runCLI(t, "plan", "--config", cfg, "--output", "yaml"); code != ExitUsage {
 		t.Errorf("--output yaml: exit %d, want 2", code)
 	}
 }
