@@ -28,6 +28,7 @@ func newMirrorListCmd(g *globals) *cobra.Command {
 		jobs       int
 		transfers  int
 		reportPath string
+		maxReqs    int
 	)
 	cmd := &cobra.Command{
 		Use:   "mirror-list --from SRC_PREFIX --to DEST_PREFIX FILE",
@@ -95,6 +96,9 @@ failed (all others were still attempted); 2 usage error, nothing done.`,
 			if jobs < 1 {
 				return usageErr("--jobs must be at least 1")
 			}
+			if maxReqs < 0 {
+				return usageErr("--max-requests must be 0 (no cap) or more")
+			}
 			insecure, err := g.insecureRegistries(log)
 			if err != nil {
 				return err
@@ -105,6 +109,10 @@ failed (all others were still attempted); 2 usage error, nothing done.`,
 				return err
 			}
 			tasks, lines := listTasks(file, entries, pullOnly, insecure, log)
+			for i := range tasks {
+				tasks[i].Source.MaxConcurrentRequests = maxReqs
+				tasks[i].Target.MaxConcurrentRequests = maxReqs
+			}
 
 			m := manners(log, 0, transfers)
 			e := engine.New(engine.Options{Logger: log, Jobs: jobs, Registry: registry.Options{Manners: m}, PlatformCache: defaultPlatformCache()})
@@ -131,6 +139,7 @@ failed (all others were still attempted); 2 usage error, nothing done.`,
 	f.BoolVar(&pullOnly, "pull-only", false, "read every image through the registry (a pull-through proxy) and keep nothing")
 	f.IntVarP(&jobs, "jobs", "j", 4, "images copied in parallel (default 1 with --pull-only)")
 	f.IntVar(&transfers, "transfers", 0, "blob transfers in flight across all images (default 8)")
+	f.IntVar(&maxReqs, "max-requests", 0, "at most N HTTP requests in flight to each registry (0: no cap; 1 for a Nexus proxy when --jobs is raised)")
 	f.StringVar(&reportPath, "report", "", "also write the results as JSON to this file (schema in docs/mirror-list.md)")
 	return cmd
 }
