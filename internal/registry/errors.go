@@ -5,6 +5,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
@@ -25,6 +26,10 @@ func explain(host string, err error) error {
 	switch {
 	case errors.As(err, &unknownCA), errors.As(err, &verify), errors.As(err, &hostname):
 		return fmt.Errorf("%w (TLS: the certificate of %s is not trusted; fix it with one of: `ca-file: CA.pem`, `certs-dir: DIR` holding DIR/%s/ca.crt, or `skip-tls-verify: true`)", err, host, host)
+	case tlsAlert(err):
+		// The server ended the handshake: most often it wants a client
+		// certificate we did not present (or does not accept ours).
+		return fmt.Errorf("%w (TLS: %s refused the handshake; if it requires a client certificate, put client.cert and client.key in `certs-dir: DIR` as DIR/%s/client.cert and DIR/%s/client.key)", err, host, host, host)
 	case errors.As(err, &terr):
 		switch terr.StatusCode {
 		case http.StatusNotFound:
@@ -41,4 +46,16 @@ func explain(host string, err error) error {
 		}
 	}
 	return err
+}
+
+// tlsAlert reports whether the server sent a TLS alert during the
+// handshake. crypto/tls reports it as a *net.OpError with Op "remote
+// error" around an unexported alert type.
+func tlsAlert(err error) bool {
+	var op *net.OpError
+	if errors.As(err, &op) && op.Op == "remote error" {
+		return true
+	}
+	var alert tls.AlertError
+	return errors.As(err, &alert)
 }
