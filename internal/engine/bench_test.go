@@ -5,8 +5,6 @@ import (
 	"fmt"
 	"testing"
 
-	"github.com/distribution/distribution/v3/configuration"
-
 	"github.com/regmirror/regmirror/internal/engine"
 	"github.com/regmirror/regmirror/internal/registry"
 	"github.com/regmirror/regmirror/internal/testutil/imagegen"
@@ -22,13 +20,7 @@ import (
 func BenchmarkCopyBlob(b *testing.B) {
 	const size = 64 << 20
 	srcHost, _ := generatedSourceTB(b, size)
-	storage := b.TempDir()
-	dst := regtest.New(b, regtest.WithConfig(func(c *configuration.Configuration) {
-		c.Storage = configuration.Storage{
-			"filesystem":  configuration.Parameters{"rootdirectory": storage},
-			"maintenance": configuration.Parameters{"uploadpurging": map[any]any{"enabled": false}},
-		}
-	}))
+	dst := filesystemRegistry(b)
 	b.SetBytes(size)
 	b.ResetTimer()
 	for i := 0; b.Loop(); i++ {

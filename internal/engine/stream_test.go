@@ -106,6 +106,18 @@ func generatedSourceTB(t testing.TB, size int64) (host, layerDigest string) {
 	return srv.Listener.Addr().String(), layerDigest
 }
 
+// filesystemRegistry is an in-process registry storing blobs in a temporary
+// directory, so big copies do not sit in this process's heap.
+func filesystemRegistry(t testing.TB) *regtest.Registry {
+	storage := t.TempDir()
+	return regtest.New(t, regtest.WithConfig(func(c *configuration.Configuration) {
+		c.Storage = configuration.Storage{
+			"filesystem":  configuration.Parameters{"rootdirectory": storage},
+			"maintenance": configuration.Parameters{"uploadpurging": map[any]any{"enabled": false}},
+		}
+	}))
+}
+
 // heapSampler records the peak of the live-and-unswept heap while it runs.
 type heapSampler struct {
 	stop chan struct{}
@@ -156,13 +168,7 @@ func TestBigBlobStreamsInBoundedHeap(t *testing.T) {
 	const size = 256 << 20
 	const bound = 48 << 20
 	srcHost, layer := generatedSource(t, size)
-	storage := t.TempDir()
-	dst := regtest.New(t, regtest.WithConfig(func(c *configuration.Configuration) {
-		c.Storage = configuration.Storage{
-			"filesystem":  configuration.Parameters{"rootdirectory": storage},
-			"maintenance": configuration.Parameters{"uploadpurging": map[any]any{"enabled": false}},
-		}
-	}))
+	dst := filesystemRegistry(t)
 
 	e := engine.New(engine.Options{Jobs: 2})
 	task := engine.Task{
