@@ -287,7 +287,11 @@ func benchWorkload(tb *benchTB, dir string, w workload, tools []string, regmirro
 				dst.ResetCounts()
 			}
 			*r = out
-			log.Printf("%s: %s in %s, peak RSS %d MB, source %v, target %v", w.name, tool, out.Wall.Round(time.Millisecond), out.MaxRSSKB>>10, out.Counts, out.TargetCounts)
+			msg := fmt.Sprintf("%s: %s in %s, peak RSS %d MB, source %v", w.name, tool, out.Wall.Round(time.Millisecond), out.MaxRSSKB>>10, out.Counts)
+			if countDst {
+				msg += fmt.Sprintf(", target %v", out.TargetCounts)
+			}
+			log.Print(msg)
 		}
 		tr.Mismatch = verify(tb, src.BackendHost, dst.BackendHost, w)
 		dst.Stop()
