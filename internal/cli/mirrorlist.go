@@ -79,7 +79,10 @@ failed (all others were still attempted); 2 usage error, nothing done.`,
 				// warnings and errors unless asked for more.
 				g.logLevel = "warn"
 			}
-			log, err := g.logger("text")
+			// On a terminal, a status line (images, bytes, rate, ETA)
+			// below the log; in a pipe only the log and the results.
+			bar := progress.New(g.stderr, "mirror-list")
+			log, err := g.loggerTo(bar.Writer(), "text")
 			if err != nil {
 				return err
 			}
@@ -115,9 +118,15 @@ failed (all others were still attempted); 2 usage error, nothing done.`,
 			}
 
 			m := manners(log, 0, transfers)
-			e := engine.New(engine.Options{Logger: log, Jobs: jobs, Registry: registry.Options{Manners: m}, PlatformCache: defaultPlatformCache()})
+			e := engine.New(engine.Options{Logger: log, Jobs: jobs, Registry: registry.Options{Manners: m}, PlatformCache: defaultPlatformCache(),
+				OnPlanned: func(n int) { bar.SetTotal(n, 0) },
+				OnBytes:   bar.AddBytes,
+				OnResult:  func(engine.Result) { bar.ItemDone() },
+			})
 			start := time.Now()
+			bar.Start(250 * time.Millisecond)
 			rep := e.Run(cmd.Context(), tasks)
+			bar.Stop()
 			lr := newListReport(file, prefixes, pullOnly, entries, rep, lines)
 			lr.DurationMS = time.Since(start).Milliseconds()
 			lr.print(g.stdout)

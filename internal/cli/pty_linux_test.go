@@ -6,10 +6,14 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/regmirror/regmirror/internal/testutil/imagegen"
+	"github.com/regmirror/regmirror/internal/testutil/regtest"
 )
 
 // openPTY opens a pseudo-terminal pair (Linux /dev/ptmx), so a test can
@@ -64,7 +68,6 @@ func TestSyncOnATerminalDrawsProgress(t *testing.T) {
 	err := Execute(context.Background(), []string{"sync", "--config", cfg, "--platform-cache", ""}, strings.NewReader(""), &out, tty)
 	tty.Close()
 	screen := <-got
-	t.Logf("%q", screen)
 	if err != nil {
 		t.Fatalf("sync: %v\n%s", err, screen)
 	}
@@ -76,5 +79,35 @@ func TestSyncOnATerminalDrawsProgress(t *testing.T) {
 	}
 	if strings.Count(screen, "msg=copied") != 2 {
 		t.Errorf("want 2 copied lines, got:\n%q", screen)
+	}
+}
+
+// mirror-list draws the same status line on a terminal (and none in a
+// pipe, which its own tests run it in).
+func TestMirrorListOnATerminalDrawsProgress(t *testing.T) {
+	ptmx, tty := openPTY(t)
+	src, dst := regtest.New(t), regtest.New(t)
+	for _, tag := range []string{"1", "2"} {
+		imagegen.Push(t, src.Ref("team/app:"+tag), imagegen.Image(uint64(len(tag)+int(tag[0])), 1, 2048))
+	}
+	list := filepath.Join(t.TempDir(), "images.txt")
+	if err := os.WriteFile(list, []byte(src.Host+"/team/app:1\n"+src.Host+"/team/app:2\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	got := make(chan string)
+	go func() {
+		b, _ := io.ReadAll(ptmx)
+		got <- string(b)
+	}()
+	var out bytes.Buffer
+	err := Execute(context.Background(), []string{"mirror-list", "--insecure-registry", src.Host, "--insecure-registry", dst.Host,
+		"--from", src.Host + "/team", "--to", dst.Host + "/mirror", list}, strings.NewReader(""), &out, tty)
+	tty.Close()
+	screen := <-got
+	if err != nil {
+		t.Fatalf("mirror-list: %v\n%s\n%s", err, out.String(), screen)
+	}
+	if !strings.Contains(screen, "\033[K") || !strings.Contains(screen, "mirror-list: 2/2 images, ") || strings.Contains(screen, "2/2 images, 0 B") {
+		t.Errorf("no status line with 2/2 images and bytes on the terminal:\n%q", screen)
 	}
 }
