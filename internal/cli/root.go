@@ -109,6 +109,8 @@ and the source with HEAD requests first, and copies only what differs.`,
 	// Image lists and credentials (issue 4).
 	root.AddCommand(newMirrorListCmd(g), newLoginCmd(g), newLogoutCmd(g))
 	pf.StringArrayVar(&g.insecure, "insecure-registry", nil, "allow plain HTTP and unverified TLS for this registry HOST[:PORT] only (repeatable; /etc/docker/daemon.json insecure-registries and /etc/containers/registries.conf insecure = true count too)")
+	// Air-gap bundles (issue 7).
+	root.AddCommand(newExportCmd(g), newImportCmd(g), newVerifyCmd(g))
 	// Last: completion and flag completions need the whole tree.
 	finishTree(root, g)
 	return root

@@ -32,8 +32,33 @@ const (
 
 // layoutStore is an OCI image layout directory used as a registry.
 type layoutStore struct {
-	dir string
-	mu  *sync.Mutex // guards index.json; shared by every store of dir
+	dir  string
+	mu   *sync.Mutex // guards index.json; shared by every store of dir
+	opts LayoutOptions
+}
+
+// LayoutOptions adjust a layout written as an air-gap bundle.
+type LayoutOptions struct {
+	// Elsewhere reports blobs held outside this layout (by an earlier
+	// bundle): Push neither reads nor writes them, so an incremental
+	// bundle carries only what its chain lacks.
+	Elsewhere func(v1.Hash) bool
+	// FullRefName writes the full reference ("repo:tag") into
+	// org.opencontainers.image.ref.name instead of the tag alone. A
+	// bundle holds many repositories, often with the same tags; tools that
+	// select by that annotation (skopeo's oci: and oci-archive:) can then
+	// name each image.
+	FullRefName bool
+}
+
+// OpenLayout returns the OCI layout store at dir with options.
+func OpenLayout(dir string, o LayoutOptions) (Store, error) {
+	s, err := openLayout(Endpoint{Registry: LayoutPrefix + dir})
+	if err != nil {
+		return nil, err
+	}
+	s.opts = o
+	return s, nil
 }
 
 var (
@@ -245,6 +270,9 @@ func (s *layoutStore) Push(ctx context.Context, repo, ref string, a *Artifact) (
 	d.Annotations = map[string]string{AnnotationImageName: formatRef(repo, ref)}
 	if _, err := v1.NewHash(ref); err != nil {
 		d.Annotations[AnnotationRefName] = ref
+		if s.opts.FullRefName {
+			d.Annotations[AnnotationRefName] = formatRef(repo, ref)
+		}
 	}
 	return w.written(), s.putIndexEntry(repo, ref, d)
 }
@@ -419,6 +447,9 @@ func (w *blobWriter) image(ctx context.Context, img v1.Image) error {
 }
 
 func (w *blobWriter) exists(h v1.Hash) bool {
+	if w.store.opts.Elsewhere != nil && w.store.opts.Elsewhere(h) {
+		return true
+	}
 	_, err := os.Stat(w.store.blobPath(h))
 	return err == nil
 }

@@ -301,6 +301,15 @@ func (w wrapper) layer(l v1.Layer) v1.Layer {
 	return &remote.MountableLayer{Layer: wl, Reference: lateRef{wl}}
 }
 
+// MountSource is implemented by layers that know a repository of the
+// target likely to hold them already (an air-gap import knows where an
+// earlier bundle put a blob it inherits). The push then tries a cross-repo
+// mount from there before it would read the layer.
+type MountSource interface {
+	// MountFrom is a repository path on the target ("" for none).
+	MountFrom() string
+}
+
 type waitLayer struct {
 	v1.Layer
 	w wrapper
@@ -327,6 +336,13 @@ func (r lateRef) repo() name.Repository {
 	if from := r.l.w.s.ledger.holder(h.String(), r.l.w.repo.RepositoryStr()); from != "" {
 		if repo, err := name.NewRepository(r.l.w.repo.RegistryStr()+"/"+from, r.l.w.s.nameOpts...); err == nil {
 			return repo
+		}
+	}
+	if ms, ok := r.l.Layer.(MountSource); ok {
+		if from := r.l.w.s.ep.RepoPath(ms.MountFrom()); from != "" && from != r.l.w.repo.RepositoryStr() {
+			if repo, err := name.NewRepository(r.l.w.repo.RegistryStr()+"/"+from, r.l.w.s.nameOpts...); err == nil {
+				return repo
+			}
 		}
 	}
 	return r.l.w.repo

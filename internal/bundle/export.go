@@ -1,0 +1,340 @@
+package bundle
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+
+	"github.com/regmirror/regmirror/internal/engine"
+	"github.com/regmirror/regmirror/internal/progress"
+	"github.com/regmirror/regmirror/internal/registry"
+)
+
+// ExportOptions say what to export and where.
+type ExportOptions struct {
+	// Tasks select the images exactly as sync would; their targets are
+	// replaced by the bundle.
+	Tasks []engine.Task
+	// Output is a directory, or a .tar file.
+	Output string
+	// Since is an earlier bundle: only what its chain lacks is stored.
+	Since string
+	// Config names the config file the bundle was made from.
+	Config *ConfigRef
+	// Engine configures the engine; Open and OnResult are wrapped.
+	Engine engine.Options
+	// Progress, if set, counts images and bytes.
+	Progress *progress.Bar
+	// Now is the clock (tests); default time.Now.
+	Now func() time.Time
+}
+
+// ExportResult is what an export produced.
+type ExportResult struct {
+	Report   *engine.Report
+	Manifest *Manifest
+	// BlobBytes is the total size of the blobs stored in the bundle.
+	BlobBytes int64
+}
+
+// Name returns the bundle name for an image: the source registry as
+// written in the config (Docker Hub as docker.io) and the repository path
+// as the source serves it.
+func Name(src registry.Endpoint, repo string) string {
+	return joinPrefix(NamePrefix(src), src.RepoPath(repo))
+}
+
+// NamePrefix is what Name puts before every repository path of src: the
+// registry ("docker.io" for Docker Hub), or nothing for an OCI layout.
+func NamePrefix(src registry.Endpoint) string {
+	if src.IsLayout() {
+		return ""
+	}
+	host := strings.TrimSuffix(src.Registry, "/")
+	if registry.IsDockerHub(host) {
+		host = "docker.io"
+	}
+	return host
+}
+
+func joinPrefix(prefix, path string) string {
+	if prefix == "" {
+		return path
+	}
+	return prefix + "/" + path
+}
+
+// bundleTo is the mapping's To in an export: the bundle name of each
+// source repository. A "regex:" From (repository discovery) takes the
+// registry as a prefix, so each discovered path keeps its own name.
+func bundleTo(src registry.Endpoint, from string) string {
+	if strings.HasPrefix(strings.TrimSpace(from), "regex:") {
+		return NamePrefix(src)
+	}
+	return Name(src, from)
+}
+
+// Export writes the images the tasks select into a bundle. Images that
+// fail are reported and left out; the bundle holds the others. A directory
+// export interrupted part-way is resumed by running it again: blobs already
+// written are kept.
+func Export(ctx context.Context, o ExportOptions) (*ExportResult, error) {
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	out := filepath.Clean(o.Output)
+	dir := out
+	if IsTar(out) {
+		dir = out + ".d"
+	}
+	done := filepath.Join(out, ManifestFile)
+	if IsTar(out) {
+		done = out
+	}
+	if _, err := os.Stat(done); err == nil {
+		return nil, fmt.Errorf("%s already exists: export writes a new bundle; choose another --output", out)
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, err
+	}
+
+	chain := &chainInfo{images: map[string]Image{}, blobs: map[string]Blob{}}
+	if o.Since != "" {
+		old, err := Open(o.Since)
+		if err != nil {
+			return nil, fmt.Errorf("--since: %w", err)
+		}
+		chain = newChainInfo(old.Manifest)
+		old.Close()
+	}
+
+	lay, err := registry.OpenLayout(dir, registry.LayoutOptions{
+		Elsewhere:   func(h v1.Hash) bool { _, ok := chain.blobs[h.String()]; return ok },
+		FullRefName: true,
+	})
+	if err != nil {
+		return nil, err
+	}
+	target := &exportTarget{Store: lay, chain: chain}
+	ep := registry.Endpoint{Registry: registry.LayoutPrefix + dir}
+	tasks := make([]engine.Task, len(o.Tasks))
+	for i, t := range o.Tasks {
+		t.Target = ep
+		t.Mappings = slices.Clone(t.Mappings)
+		for j := range t.Mappings {
+			t.Mappings[j].To = bundleTo(t.Source, t.Mappings[j].From)
+		}
+		tasks[i] = t
+	}
+	eo := o.Engine
+	open := eo.Open
+	if open == nil {
+		open = registry.Open
+	}
+	eo.Open = func(e registry.Endpoint, ro registry.Options) (registry.Store, error) {
+		if e.Registry == ep.Registry {
+			return target, nil
+		}
+		return open(e, ro)
+	}
+	onResult := eo.OnResult
+	eo.OnResult = func(r engine.Result) {
+		o.Progress.ItemDone()
+		o.Progress.AddBytes(r.Bytes)
+		if onResult != nil {
+			onResult(r)
+		}
+	}
+	eo.OnPlanned = func(n int) { o.Progress.SetTotal(n, 0) }
+	rep := engine.New(eo).Run(ctx, tasks)
+	if err := ctx.Err(); err != nil {
+		return &ExportResult{Report: rep}, err
+	}
+
+	m, err := writeManifest(dir, out, lay, rep, chain, o)
+	if err != nil {
+		return &ExportResult{Report: rep}, err
+	}
+	res := &ExportResult{Report: rep, Manifest: m}
+	for _, b := range m.Blobs {
+		res.BlobBytes += b.Size
+	}
+	if IsTar(out) {
+		if err := packTar(dir, out); err != nil {
+			return res, fmt.Errorf("writing %s: %w", out, err)
+		}
+	}
+	return res, nil
+}
+
+// chainInfo is what the bundles a --since export builds on already hold.
+type chainInfo struct {
+	parent *Manifest
+	images map[string]Image
+	blobs  map[string]Blob // with the bundle holding each
+}
+
+func newChainInfo(m *Manifest) *chainInfo {
+	c := &chainInfo{parent: m, images: map[string]Image{}, blobs: map[string]Blob{}}
+	for _, im := range m.Images {
+		c.images[im.Name] = im
+	}
+	for _, b := range m.Inherits {
+		c.blobs[b.Digest] = b
+	}
+	for _, b := range m.Blobs {
+		b.Bundle = m.ID
+		c.blobs[b.Digest] = b
+	}
+	return c
+}
+
+// exportTarget is the bundle's layout as the engine's target. A tag the
+// chain already holds at the same digest answers HEAD as present, so the
+// engine skips it without a pull and the bundle records it as completed by
+// the earlier bundle.
+type exportTarget struct {
+	registry.Store
+	chain *chainInfo
+}
+
+func (t *exportTarget) Head(ctx context.Context, repo, ref string) (v1.Descriptor, error) {
+	d, err := t.Store.Head(ctx, repo, ref)
+	if !errors.Is(err, registry.ErrNotFound) {
+		return d, err
+	}
+	if im, ok := t.chain.images[joinName(repo, ref)]; ok {
+		h, herr := v1.NewHash(im.Digest)
+		if herr == nil {
+			return v1.Descriptor{MediaType: typesMediaType(im.MediaType), Digest: h, Size: im.Size}, nil
+		}
+	}
+	return d, err
+}
+
+// writeManifest lists what the layout holds and what it inherits, and
+// writes regmirror-bundle.json last: a bundle without it is unfinished.
+func writeManifest(dir, out string, lay registry.Store, rep *engine.Report, chain *chainInfo, o ExportOptions) (*Manifest, error) {
+	m := &Manifest{SchemaVersion: 1, MediaType: MediaType, Name: filepath.Base(out), Created: o.Now().UTC().Truncate(time.Second), Config: o.Config}
+	if chain.parent != nil {
+		p := chain.parent
+		m.Chain = append(slices.Clone(p.Chain), p.Ref())
+		r := p.Ref()
+		m.Parent = &r
+	}
+	idx, err := readIndexFile(dir)
+	if err != nil {
+		return nil, err
+	}
+	slices.SortFunc(idx.Manifests, func(a, b v1.Descriptor) int {
+		return strings.Compare(a.Annotations[registry.AnnotationImageName], b.Annotations[registry.AnnotationImageName])
+	})
+	held := map[string]bool{}
+	read := func(h v1.Hash) ([]byte, error) {
+		return os.ReadFile(filepath.Join(dir, filepath.FromSlash(blobName(h))))
+	}
+	seen := map[string]bool{}
+	for _, d := range idx.Manifests {
+		name := d.Annotations[registry.AnnotationImageName]
+		if name == "" {
+			continue
+		}
+		held[name] = true
+		m.Images = append(m.Images, Image{Name: name, Digest: d.Digest.String(), MediaType: string(d.MediaType), Size: d.Size})
+		repo, _ := SplitName(name)
+		err := walk(d, read, func(b v1.Descriptor, isManifest bool) bool {
+			k := b.Digest.String()
+			if seen[k] {
+				return false
+			}
+			if _, ok := chain.blobs[k]; ok {
+				return false // inherited, with all it references
+			}
+			seen[k] = true
+			m.Blobs = append(m.Blobs, Blob{Digest: k, Size: b.Size, Repo: repo})
+			return true
+		})
+		if err != nil {
+			return nil, fmt.Errorf("%s: %s: %w", dir, name, err)
+		}
+	}
+	prefix := lay.String() + "/"
+	for _, r := range rep.Results {
+		if r.Status != engine.Skipped {
+			continue
+		}
+		name := strings.TrimPrefix(r.Target, prefix)
+		if held[name] {
+			continue
+		}
+		if im, ok := chain.images[name]; ok && im.Digest == r.Digest {
+			m.Images = append(m.Images, im)
+			held[name] = true
+		}
+	}
+	for _, b := range chain.blobs {
+		m.Inherits = append(m.Inherits, b)
+	}
+	// Sorted, so the manifest does not depend on which copy finished first.
+	slices.SortFunc(m.Images, func(a, b Image) int { return strings.Compare(a.Name, b.Name) })
+	slices.SortFunc(m.Blobs, func(a, b Blob) int { return strings.Compare(a.Digest, b.Digest) })
+	slices.SortFunc(m.Inherits, func(a, b Blob) int { return strings.Compare(a.Digest, b.Digest) })
+	raw, err := m.seal()
+	if err != nil {
+		return nil, err
+	}
+	for i := range m.Images {
+		if m.Images[i].Bundle == "" {
+			m.Images[i].Bundle = m.ID
+		}
+	}
+	// The ID covers the content with the held images' bundle left empty
+	// ("this bundle"); write the manifest with it filled in.
+	if raw, err = json.MarshalIndent(m, "", "  "); err != nil {
+		return nil, err
+	}
+	if err := writeFileAtomic(filepath.Join(dir, ManifestFile), raw); err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
+func readIndexFile(dir string) (*v1.IndexManifest, error) {
+	f, err := os.Open(filepath.Join(dir, "index.json"))
+	if errors.Is(err, os.ErrNotExist) {
+		return &v1.IndexManifest{}, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	return v1.ParseIndexManifest(f)
+}
+
+func writeFileAtomic(name string, data []byte) error {
+	f, err := os.CreateTemp(filepath.Dir(name), ".tmp-"+filepath.Base(name)+"-")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(f.Name())
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	return os.Rename(f.Name(), name)
+}

@@ -1,0 +1,105 @@
+package bundle
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/regmirror/regmirror/internal/engine"
+	"github.com/regmirror/regmirror/internal/progress"
+	"github.com/regmirror/regmirror/internal/registry"
+)
+
+// Route says where the images of one bundle repository go.
+type Route struct {
+	// Task names the destination in logs (the config task, or "import").
+	Task   string
+	Target registry.Endpoint
+	// To is the repository at the target.
+	To string
+}
+
+// ImportOptions say what to import and where.
+type ImportOptions struct {
+	// Routes maps a bundle repository ("docker.io/library/busybox") to
+	// its destinations. A repository without one fails with err.
+	Routes func(repo string) ([]Route, error)
+	// Engine configures the engine; Open is wrapped.
+	Engine   engine.Options
+	Progress *progress.Bar
+}
+
+// Import pushes every image a bundle completes to its routes with the
+// engine: the target is asked first and what it holds is skipped, so a
+// re-run after an interruption finishes the job. Images held by an
+// earlier bundle must already be on the target; if not, they fail naming
+// that bundle. Repositories without a route are reported as failed.
+func Import(ctx context.Context, b *Bundle, o ImportOptions) (*engine.Report, error) {
+	type group struct {
+		task  engine.Task
+		to    map[string]string // bundle repo -> target repo
+		index int
+	}
+	var groups []*group
+	byKey := map[string]*group{}
+	var unrouted []engine.Result
+	images := 0
+	for _, repo := range Repos(b.Manifest) {
+		routes, err := o.Routes(repo)
+		if err != nil {
+			unrouted = append(unrouted, engine.Result{Task: "import", Source: repo, Status: engine.Failed, Err: err})
+			continue
+		}
+		for _, r := range routes {
+			k := r.Task + "\x00" + r.Target.Key()
+			g := byKey[k]
+			if g == nil {
+				g = &group{index: len(groups), to: map[string]string{}}
+				g.task = engine.Task{Name: r.Task, Target: r.Target,
+					Source: registry.Endpoint{Registry: fmt.Sprintf("bundle:%d:%s", len(groups), b.Path)}}
+				byKey[k] = g
+				groups = append(groups, g)
+			}
+			g.to[repo] = r.To
+			g.task.Mappings = append(g.task.Mappings, engine.Mapping{From: repo, To: r.To})
+			for _, im := range b.Manifest.Images {
+				if rp, _ := SplitName(im.Name); rp == repo {
+					images++
+				}
+			}
+		}
+	}
+	var total int64
+	for _, bl := range b.Manifest.Blobs {
+		total += bl.Size
+	}
+	o.Progress.SetTotal(images, total)
+
+	sources := map[string]registry.Store{}
+	tasks := make([]engine.Task, len(groups))
+	for i, g := range groups {
+		to := g.to
+		sources[g.task.Source.Registry] = newSource(b, func(repo string) string { return to[repo] }, o.Progress.AddBytes)
+		tasks[i] = g.task
+	}
+	eo := o.Engine
+	open := eo.Open
+	if open == nil {
+		open = registry.Open
+	}
+	eo.Open = func(e registry.Endpoint, ro registry.Options) (registry.Store, error) {
+		if s, ok := sources[e.Registry]; ok {
+			return s, nil
+		}
+		return open(e, ro)
+	}
+	onResult := eo.OnResult
+	eo.OnResult = func(r engine.Result) {
+		o.Progress.ItemDone()
+		if onResult != nil {
+			onResult(r)
+		}
+	}
+	rep := engine.New(eo).Run(ctx, tasks)
+	rep.Results = append(rep.Results, unrouted...)
+	return rep, ctx.Err()
+}
