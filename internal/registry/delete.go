@@ -2,12 +2,10 @@ package registry
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
 	"os"
-	"path/filepath"
 
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
@@ -127,25 +125,7 @@ func (s *layoutStore) Delete(_ context.Context, repo, digest string) error {
 	if err != nil {
 		return fmt.Errorf("deleting %q: %w", digest, err)
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	im, err := s.readIndex()
-	if err != nil {
-		return err
-	}
-	kept := im.Manifests[:0]
-	for _, d := range im.Manifests {
-		if d.Digest == h && entryRef(d, repo) != "" {
-			continue
-		}
-		kept = append(kept, d)
-	}
-	im.Manifests = kept
-	b, err := json.MarshalIndent(im, "", "  ")
-	if err != nil {
-		return err
-	}
-	return writeFileAtomic(filepath.Join(s.dir, "index.json"), b, false)
+	return s.editIndex(func(d v1.Descriptor) bool { return d.Digest != h || entryRef(d, repo) == "" })
 }
 
 func (s *layoutStore) HasBlob(_ context.Context, _ string, digest string) (bool, error) {

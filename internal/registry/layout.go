@@ -278,6 +278,16 @@ func (s *layoutStore) Push(ctx context.Context, repo, ref string, a *Artifact) (
 }
 
 func (s *layoutStore) putIndexEntry(repo, ref string, d v1.Descriptor) error {
+	// Replace the entry with the same name; entries without our
+	// annotation (written by other tools) are left alone.
+	return s.editIndex(func(old v1.Descriptor) bool {
+		return old.Annotations[AnnotationImageName] != d.Annotations[AnnotationImageName]
+	}, d)
+}
+
+// editIndex rewrites index.json (atomically, under the layout's lock) with
+// the entries keep accepts, followed by add.
+func (s *layoutStore) editIndex(keep func(v1.Descriptor) bool, add ...v1.Descriptor) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	im, err := s.readIndex()
@@ -286,14 +296,11 @@ func (s *layoutStore) putIndexEntry(repo, ref string, d v1.Descriptor) error {
 	}
 	kept := im.Manifests[:0]
 	for _, old := range im.Manifests {
-		// Replace the entry with the same name; entries without our
-		// annotation (written by other tools) are left alone.
-		if old.Annotations[AnnotationImageName] == d.Annotations[AnnotationImageName] {
-			continue
+		if keep(old) {
+			kept = append(kept, old)
 		}
-		kept = append(kept, old)
 	}
-	im.Manifests = append(kept, d)
+	im.Manifests = append(kept, add...)
 	b, err := json.MarshalIndent(im, "", "  ")
 	if err != nil {
 		return err
