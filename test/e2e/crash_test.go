@@ -175,9 +175,8 @@ func walkTarget(t *testing.T, src, dst *e2e.Registry, r int, full bool) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			d, err := remote.Get(ref, dopts...)
-			if err != nil {
-				t.Errorf("%s: tag listed but manifest unreadable: %v", ref, err)
+			got, ok := checkTag(t, ref, full, dopts)
+			if !ok {
 				continue
 			}
 			srcRef, _ := name.ParseReference(src.Ref(repo + ":" + tag))
@@ -185,35 +184,49 @@ func walkTarget(t *testing.T, src, dst *e2e.Registry, r int, full bool) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if d.Digest != sd.Digest {
-				t.Errorf("%s: digest %s, source has %s", ref, d.Digest, sd.Digest)
+			if got != sd.Digest {
+				t.Errorf("%s: digest %s, source has %s", ref, got, sd.Digest)
 			}
-			if d.MediaType.IsIndex() {
-				ii, err := d.ImageIndex()
-				if err != nil {
-					t.Fatal(err)
-				}
-				im, err := ii.IndexManifest()
-				if err != nil {
-					t.Fatal(err)
-				}
-				for _, m := range im.Manifests {
-					img, err := ii.Image(m.Digest)
-					if err != nil {
-						t.Errorf("%s: child %s: %v", ref, m.Digest, err)
-						continue
-					}
-					checkBlobs(t, ref.Context(), img, full, dopts)
-				}
-				continue
-			}
-			img, err := d.Image()
-			if err != nil {
-				t.Fatal(err)
-			}
-			checkBlobs(t, ref.Context(), img, full, dopts)
 		}
 	}
+}
+
+// checkTag checks that ref names a complete image: its manifest, every
+// child manifest of an index (fetched by digest, which verifies it) and
+// every blob exist (checkBlobs). It returns the manifest's digest, and
+// false when the manifest cannot be read.
+func checkTag(t *testing.T, ref name.Reference, full bool, opts []remote.Option) (v1.Hash, bool) {
+	t.Helper()
+	d, err := remote.Get(ref, opts...)
+	if err != nil {
+		t.Errorf("%s: tag listed but manifest unreadable: %v", ref, err)
+		return v1.Hash{}, false
+	}
+	if !d.MediaType.IsIndex() {
+		img, err := d.Image()
+		if err != nil {
+			t.Fatalf("%s: %v", ref, err)
+		}
+		checkBlobs(t, ref.Context(), img, full, opts)
+		return d.Digest, true
+	}
+	ii, err := d.ImageIndex()
+	if err != nil {
+		t.Fatalf("%s: %v", ref, err)
+	}
+	im, err := ii.IndexManifest()
+	if err != nil {
+		t.Fatalf("%s: %v", ref, err)
+	}
+	for _, m := range im.Manifests {
+		img, err := ii.Image(m.Digest)
+		if err != nil {
+			t.Errorf("%s: child %s: %v", ref, m.Digest, err)
+			continue
+		}
+		checkBlobs(t, ref.Context(), img, full, opts)
+	}
+	return d.Digest, true
 }
 
 // checkBlobs HEADs the config and every layer of img in repo; with full it
