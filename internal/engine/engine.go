@@ -517,7 +517,9 @@ func (e *Engine) runJob(ctx context.Context, j *job) Result {
 		for attempt := 1; ; attempt++ {
 			var n int64
 			var att int
-			r.Status, r.Digest, n, att, err = e.syncImage(ctx, j)
+			// One copy scope per attempt: a blob streamed from a capped
+			// registry back into it may ride on its download's slot.
+			r.Status, r.Digest, n, att, err = e.syncImage(registry.WithCopyScope(ctx), j)
 			r.Bytes += n
 			r.Attachments += att
 			if err == nil || attempt >= e.attempts || !registry.Retryable(err) || ctx.Err() != nil {

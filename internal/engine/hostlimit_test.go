@@ -1,6 +1,7 @@
 package engine_test
 
 import (
+	"context"
 	"fmt"
 	"net/http"
 	"sync/atomic"
@@ -91,5 +92,58 @@ func TestRequestCapPerRegistry(t *testing.T) {
 	}
 	if s < 1 || d < 1 {
 		t.Errorf("peaks %d and %d: nothing measured", s, d)
+	}
+}
+
+// TestRequestCapCopyWithinOneRegistry: copying from a registry capped at 1
+// back into it, with cross-repository mounts refused (as Nexus does), each
+// blob streams from a download into an upload to the same host. The upload
+// rides on its download's slot instead of waiting for it forever.
+func TestRequestCapCopyWithinOneRegistry(t *testing.T) {
+	t.Parallel()
+	var f inFlight
+	noMount := func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if q := r.URL.Query(); q.Has("mount") {
+				q.Del("mount")
+				q.Del("from")
+				r.URL.RawQuery = q.Encode()
+			}
+			next.ServeHTTP(w, r)
+		})
+	}
+	reg := regtest.New(t, regtest.WithMiddleware(f.middleware), regtest.WithMiddleware(noMount))
+	for i := range 3 {
+		imagegen.Push(t, reg.Ref(fmt.Sprintf("proxy/app%d:1", i)), imagegen.Image(uint64(500+i), 2, 2048))
+	}
+	reg.Reset()
+	f.peak.Store(0)
+	ep := plain(reg)
+	ep.MaxConcurrentRequests = 1
+	var ms []engine.Mapping
+	for i := range 3 {
+		ms = append(ms, engine.Mapping{From: fmt.Sprintf("proxy/app%d", i), To: fmt.Sprintf("hosted/app%d", i), Tags: tags(t, "1")})
+	}
+	// Bounded: without the ride this copy waits on itself until cancelled.
+	c, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	e := engine.New(engine.Options{Jobs: 3, Attempts: 1, Registry: registry.Options{Jobs: 4}})
+	rep := e.Run(c, []engine.Task{{Name: "same", Source: ep, Target: ep, Mappings: ms}})
+	if rep.Failed() != 0 || len(rep.Results) != 3 {
+		t.Fatalf("%+v", rep.Results)
+	}
+	for i := range 3 {
+		if s, d := digestOf(t, reg.Ref(fmt.Sprintf("proxy/app%d:1", i))), digestOf(t, reg.Ref(fmt.Sprintf("hosted/app%d:1", i))); s != d {
+			t.Errorf("app%d: copy %s, original %s", i, d, s)
+		}
+	}
+	// Mount requests reach the registry without their mount parameter, so
+	// every blob is downloaded and streamed back.
+	if n := reg.Count(regtest.KindBlobGet); n < 6 {
+		t.Errorf("%d blob GETs, want the 6 layers streamed", n)
+	}
+	t.Logf("peak %d requests at once", f.peak.Load())
+	if p := f.peak.Load(); p > 2 {
+		t.Errorf("%d requests at once: a streamed blob may add its upload to the cap of 1, nothing more", p)
 	}
 }

@@ -1,6 +1,7 @@
 package registry
 
 import (
+	"context"
 	"io"
 	"net/http"
 	"sync"
@@ -76,6 +77,62 @@ func (l *hostLimit) release() {
 	l.mu.Unlock()
 }
 
+// A copy from a registry back into the same registry streams each blob out
+// of a download into an upload to the same host. Under a cap of 1 the upload
+// would wait forever for the slot its own download holds (Nexus does not
+// mount across repositories, so such copies stream). A context marked with
+// WithCopyScope lets an upload (a request with a body) ride on a slot its
+// copy already holds on that host through an open response body: at most
+// one upload per open body, so a host sees at most twice its cap while a
+// blob streams from it back into it, and exactly its cap otherwise.
+
+// copyScope counts, per capped host, the response bodies a copy holds open
+// and the uploads riding on them.
+type copyScope struct {
+	mu     sync.Mutex
+	bodies map[*hostLimit]int
+	rides  map[*hostLimit]int
+}
+
+type copyScopeKey struct{}
+
+// WithCopyScope marks ctx as one copy (of one image): see above. The engine
+// starts one per attempt of each image.
+func WithCopyScope(ctx context.Context) context.Context {
+	return context.WithValue(ctx, copyScopeKey{}, &copyScope{bodies: map[*hostLimit]int{}, rides: map[*hostLimit]int{}})
+}
+
+func scopeOf(req *http.Request) *copyScope {
+	sc, _ := req.Context().Value(copyScopeKey{}).(*copyScope)
+	return sc
+}
+
+// ride reports whether an upload may go without a slot of l, and if so
+// counts it until the returned func is called.
+func (sc *copyScope) ride(l *hostLimit) (func(), bool) {
+	sc.mu.Lock()
+	defer sc.mu.Unlock()
+	if sc.rides[l] >= sc.bodies[l] {
+		return nil, false
+	}
+	sc.rides[l]++
+	return sync.OnceFunc(func() {
+		sc.mu.Lock()
+		sc.rides[l]--
+		sc.mu.Unlock()
+	}), true
+}
+
+func (sc *copyScope) holdBody(l *hostLimit, d int) {
+	sc.mu.Lock()
+	sc.bodies[l] += d
+	sc.mu.Unlock()
+}
+
+func hasBody(req *http.Request) bool {
+	return req.Body != nil && req.Body != http.NoBody
+}
+
 // limitTransport makes every request to a capped host wait for a slot.
 type limitTransport struct {
 	inner http.RoundTripper
@@ -86,6 +143,14 @@ func (t *limitTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	l := t.m.hostLimit(req.URL.Host)
 	if l == nil {
 		return t.inner.RoundTrip(req)
+	}
+	sc := scopeOf(req)
+	if sc != nil && hasBody(req) {
+		if done, ok := sc.ride(l); ok {
+			resp, err := t.inner.RoundTrip(req)
+			done() // the answer to an upload needs no slot to be read
+			return resp, err
+		}
 	}
 	if err := l.acquire(req); err != nil {
 		if req.Body != nil {
@@ -102,7 +167,15 @@ func (t *limitTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 		l.release()
 		return resp, nil
 	}
-	resp.Body = &slotBody{ReadCloser: resp.Body, release: sync.OnceFunc(l.release)}
+	release := l.release
+	if sc != nil {
+		sc.holdBody(l, 1)
+		release = func() {
+			sc.holdBody(l, -1)
+			l.release()
+		}
+	}
+	resp.Body = &slotBody{ReadCloser: resp.Body, release: sync.OnceFunc(release)}
 	return resp, nil
 }
 

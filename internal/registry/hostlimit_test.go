@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -93,6 +94,84 @@ func TestHostLimitSlots(t *testing.T) {
 	defer held.Body.Close()
 	if resp, err := do(short(), http.MethodGet, other.URL+"/v2/"); err != nil {
 		t.Errorf("uncapped host waited: %v", err)
+	} else {
+		resp.Body.Close()
+	}
+}
+
+// TestCopyScopeRides: within one copy scope, an upload may ride on a slot
+// the copy holds through an open body on the same host, one upload per body;
+// outside the scope it waits.
+func TestCopyScopeRides(t *testing.T) {
+	reg := regtest.New(t)
+	m := DefaultManners()
+	m.LimitHost(reg.Host, 1)
+	c := &http.Client{Transport: &limitTransport{inner: reg.Transport(), m: m}}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	scope := WithCopyScope(ctx)
+	send := func(ctx context.Context, method string) (*http.Response, error) {
+		var body io.Reader
+		if method != http.MethodGet {
+			body = strings.NewReader("x")
+		}
+		req, err := http.NewRequestWithContext(ctx, method, reg.URL+"/v2/", body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c.Do(req)
+	}
+	short := func(parent context.Context) context.Context {
+		c, cancel := context.WithTimeout(parent, 50*time.Millisecond)
+		t.Cleanup(cancel)
+		return c
+	}
+
+	held, err := send(scope, http.MethodGet) // the download: holds the only slot
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := send(short(ctx), http.MethodPut); !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("an upload outside the copy: %v, want it to wait", err)
+	}
+	if _, err := send(short(scope), http.MethodGet); !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("a bodiless request of the copy: %v, want it to wait", err)
+	}
+	// Uploads ride one at a time: hold a ride open by a body that blocks.
+	pr, pw := io.Pipe()
+	rideDone := make(chan error, 1)
+	go func() {
+		req, _ := http.NewRequestWithContext(scope, http.MethodPut, reg.URL+"/v2/", pr)
+		resp, err := c.Do(req)
+		if err == nil {
+			resp.Body.Close()
+		}
+		rideDone <- err
+	}()
+	// Wait (bounded) until the registry sees it: it is riding then.
+	for i := 0; ; i++ {
+		seen := false
+		for _, q := range reg.Requests() {
+			seen = seen || q.Method == http.MethodPut
+		}
+		if seen {
+			break
+		}
+		if i == 1000 {
+			t.Fatal("the riding upload never reached the registry")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if _, err := send(short(scope), http.MethodPut); !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("a second upload on one open body: %v, want it to wait", err)
+	}
+	pw.Close()
+	if err := <-rideDone; err != nil {
+		t.Errorf("the riding upload: %v", err)
+	}
+	held.Body.Close()
+	if resp, err := send(short(ctx), http.MethodPut); err != nil {
+		t.Errorf("after the download closed: %v", err)
 	} else {
 		resp.Body.Close()
 	}
