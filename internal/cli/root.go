@@ -15,6 +15,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/regmirror/regmirror/internal/config"
+	"github.com/regmirror/regmirror/internal/engine"
 	"github.com/regmirror/regmirror/internal/registry"
 )
 
@@ -189,4 +190,12 @@ func markInsecure(ep registry.Endpoint, in *config.Insecure, log *slog.Logger) r
 		log.Debug("registry marked insecure", "registry", ep.Registry, "by", origin)
 	}
 	return ep
+}
+
+// markTasks applies the insecure marks to every task's endpoints.
+func markTasks(tasks []engine.Task, in *config.Insecure, log *slog.Logger) {
+	for i := range tasks {
+		tasks[i].Source = markInsecure(tasks[i].Source, in, log)
+		tasks[i].Target = markInsecure(tasks[i].Target, in, log)
+	}
 }

@@ -93,7 +93,11 @@ HTTP endpoints on --listen: /healthz, /readyz, /metrics (Prometheus) and
 				return usageErr("--listen %s: %v", listen, err)
 			}
 			m := manners(log, cfg.Transfers, transfers)
-			d := &daemon{log: log, path: cfgPath}
+			insecure, err := g.insecureRegistries(log)
+			if err != nil {
+				return err
+			}
+			d := &daemon{log: log, path: cfgPath, insecure: insecure}
 			d.sched = schedule.New(schedule.Options{Logger: log, OnSkip: func(task string) { d.state.RunSkipped(task) }})
 			d.state = server.New(server.Options{Scheduler: d.sched, RateLimits: m.RateLimits, Pulls: m.Pulls})
 			// One engine for the daemon's life: stores, tokens,
@@ -127,6 +131,7 @@ type daemon struct {
 	lastRead [sha256.Size]byte
 	watch    atomic.Bool // the configuration in force has watch: true
 	transfer int
+	insecure *config.Insecure // --insecure-registry, daemon.json, registries.conf
 }
 
 func (d *daemon) run(ctx context.Context, cfg *config.Config, ln net.Listener) error {
@@ -187,6 +192,7 @@ func (d *daemon) apply(cfg *config.Config, reason string) error {
 	if err != nil {
 		return err
 	}
+	markTasks(tasks, d.insecure, d.log)
 	jobs := make([]schedule.Job, 0, len(tasks))
 	infos := make([]server.TaskInfo, 0, len(tasks))
 	for i, t := range cfg.Tasks {

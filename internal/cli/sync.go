@@ -66,10 +66,7 @@ failed (all others were still attempted); 2 usage or configuration error.`,
 			if err != nil {
 				return err
 			}
-			for i := range tasks {
-				tasks[i].Source = markInsecure(tasks[i].Source, insecure, log)
-				tasks[i].Target = markInsecure(tasks[i].Target, insecure, log)
-			}
+			markTasks(tasks, insecure, log)
 			if jobs < 1 {
 				return usageErr("--jobs must be at least 1")
 			}
