@@ -111,6 +111,7 @@ type (
 		Tags      []string `yaml:"tags,omitempty"`
 		Platform  string   `yaml:"platform,omitempty"`
 		Referrers bool     `yaml:"referrers,omitempty"`
+		Prune     bool     `yaml:"prune,omitempty"`
 	}
 )
 
@@ -122,7 +123,7 @@ func printable(c *config.Config) printConfig {
 		pt := printTask{Name: t.Name, Line: t.Line, Interval: dur(t.Interval), Verbose: t.Verbose,
 			Source: printableLocation(t.Source), Target: printableLocation(t.Target)}
 		for _, m := range t.Mappings {
-			pm := printMapping{From: m.From, To: m.To, Platform: m.Platform, Referrers: m.Referrers}
+			pm := printMapping{From: m.From, To: m.To, Platform: m.Platform, Referrers: m.Referrers, Prune: m.Prune}
 			if m.Tags != nil {
 				pm.Tags = m.Tags.Specs()
 			}

@@ -103,6 +103,7 @@ func (e *Engine) Plan(ctx context.Context, tasks []Task, o PlanOptions) *Plan {
 			failing[jobs[i].mapping]++
 		}
 	}
+	written := newWrittenTags(repos)
 	for _, rp := range repos {
 		if !rp.mapping.Prune {
 			continue
@@ -112,7 +113,7 @@ func (e *Engine) Plan(ctx context.Context, tasks []Task, o PlanOptions) *Plan {
 			p.PruneNotes = append(p.PruneNotes, PruneNote{rp.task.Name, target, fmt.Sprintf("prune would not run: %d images would fail", n)})
 			continue
 		}
-		items, err := e.pruneCandidates(ctx, rp)
+		items, err := e.pruneCandidates(ctx, rp, written)
 		if err != nil {
 			p.PruneNotes = append(p.PruneNotes, PruneNote{rp.task.Name, target, err.Error()})
 			continue

@@ -18,7 +18,8 @@ import (
 //   - only tags the mapping owns: tags its filter would select if the source
 //     had them, ignoring `keep: latest N` (filter.Tags.Owns); a tag pushed
 //     to the mirror by hand that the filter does not match is never touched;
-//   - only tags absent from the source's list, and not selected this run;
+//   - only tags absent from the source's list, and written by no mapping of
+//     the run (two mappings may share a target repository);
 //   - never attachment tags of a mapping that copies attachments (they go
 //     with their subject);
 //   - never a tag whose digest a tag that stays also points at: the
@@ -43,7 +44,7 @@ type PruneItem struct {
 
 // pruneCandidates works out what prune would delete from mp's target.
 // A non-nil error means prune must not run for the mapping.
-func (e *Engine) pruneCandidates(ctx context.Context, mp *repoPlan) ([]PruneItem, error) {
+func (e *Engine) pruneCandidates(ctx context.Context, mp *repoPlan, written writtenTags) ([]PruneItem, error) {
 	m := mp.mapping
 	switch {
 	case mp.err != nil:
@@ -52,6 +53,9 @@ func (e *Engine) pruneCandidates(ctx context.Context, mp *repoPlan) ([]PruneItem
 		return nil, errors.New("not pruning: the source's tags were not listed")
 	case len(mp.srcTags) == 0:
 		return nil, fmt.Errorf("not pruning: the source %s lists no tags", mp.src.Ref(m.From, ""))
+	}
+	if written.unknown(mp.dst, m.To) {
+		return nil, fmt.Errorf("not pruning: another mapping writing to %s could not list its tags", mp.dst.Ref(m.To, ""))
 	}
 	if _, ok := mp.dst.(registry.Deleter); !ok {
 		return nil, fmt.Errorf("not pruning: %s cannot delete", mp.dst)
@@ -76,7 +80,7 @@ func (e *Engine) pruneCandidates(ctx context.Context, mp *repoPlan) ([]PruneItem
 	}
 	var candidates, stays []string
 	for _, t := range dstTags {
-		if keep[t] || !tags.Owns(t) || (m.Referrers && registry.IsAttachmentTag(t)) {
+		if keep[t] || written.has(mp.dst, m.To, t) || !tags.Owns(t) || (m.Referrers && registry.IsAttachmentTag(t)) {
 			stays = append(stays, t)
 			continue
 		}
@@ -120,6 +124,37 @@ func (e *Engine) pruneCandidates(ctx context.Context, mp *repoPlan) ([]PruneItem
 	return out, nil
 }
 
+// writtenTags are the target tags every repository of a run selects, by
+// target store and repository.
+type writtenTags map[string]bool
+
+func newWrittenTags(repos []*repoPlan) writtenTags {
+	w := writtenTags{}
+	for _, rp := range repos {
+		if rp.dst == nil {
+			continue
+		}
+		if rp.err != nil {
+			// Its tags are unknown: no prune of that repository.
+			w[rp.dst.String()+"\x00"+rp.mapping.To] = true
+		}
+		for _, t := range rp.selected {
+			w[rp.dst.String()+"\x00"+rp.mapping.To+"\x00"+t] = true
+		}
+	}
+	return w
+}
+
+// unknown reports whether a repository of the run that writes to repo
+// could not be planned.
+func (w writtenTags) unknown(dst registry.Store, repo string) bool {
+	return w[dst.String()+"\x00"+repo]
+}
+
+func (w writtenTags) has(dst registry.Store, repo, tag string) bool {
+	return w[dst.String()+"\x00"+repo+"\x00"+tag]
+}
+
 // pruneAll prunes every mapping that asks for it and whose images all
 // synced, and reports one result per deleted tag (or a failure).
 func (e *Engine) pruneAll(ctx context.Context, repos []*repoPlan, results []Result) []Result {
@@ -129,6 +164,7 @@ func (e *Engine) pruneAll(ctx context.Context, repos []*repoPlan, results []Resu
 			failed[r.mapping]++
 		}
 	}
+	written := newWrittenTags(repos)
 	var out []Result
 	for _, mp := range repos {
 		m := mp.mapping
@@ -146,7 +182,7 @@ func (e *Engine) pruneAll(ctx context.Context, repos []*repoPlan, results []Resu
 		if mp.err != nil {
 			continue // reported as a failed result already
 		}
-		items, err := e.pruneCandidates(ctx, mp)
+		items, err := e.pruneCandidates(ctx, mp, written)
 		if err != nil {
 			r := Result{Task: mp.task.Name, Source: mp.src.Ref(m.From, ""), Target: target, Status: Failed, Err: err, mapping: m}
 			e.log.Error("failed", "task", r.Task, "source", r.Source, "target", r.Target, "error", err)

@@ -136,3 +136,33 @@ func TestPruneRefusedByRegistry(t *testing.T) {
 		t.Errorf("target tags %v, want all 6 still there", got)
 	}
 }
+
+// Two mappings may write to the same target repository: what one writes
+// in the run is not the other's to prune.
+func TestPruneSparesTagsOtherMappingsWrite(t *testing.T) {
+	src, dst := regtest.New(t), regtest.New(t)
+	imagegen.Push(t, src.Ref("a/app:1.0"), imagegen.Image(1, 1, 128))
+	imagegen.Push(t, src.Ref("a/other:x"), imagegen.Image(2, 1, 128))
+	task := engine.Task{Name: "shared", Source: plain(src), Target: plain(dst), Mappings: []engine.Mapping{
+		{From: "a/app", To: "m/app", Prune: true},
+		{From: "a/other", To: "m/app", Tags: tags(t, "x")},
+	}}
+	for range 2 {
+		if rep := run(t, task); rep.Failed() > 0 {
+			t.Fatalf("%+v", rep.Results)
+		}
+	}
+	if got := repoTags(t, dst, "m/app"); !slices.Equal(got, []string{"1.0", "x"}) {
+		t.Errorf("target tags %v, want [1.0 x]", got)
+	}
+	if n := dst.Count(regtest.KindManifestDelete); n != 0 {
+		t.Errorf("%d DELETEs", n)
+	}
+	// Without the other mapping in the run, x is the prune mapping's
+	// (no tags: every tag) and the source has no x: it goes.
+	task.Mappings = task.Mappings[:1]
+	rep := run(t, task)
+	if s := rep.Summaries()[0]; s.Pruned != 1 {
+		t.Errorf("summary %+v, want x pruned", s)
+	}
+}
