@@ -412,7 +412,12 @@ func TestServeReloads(t *testing.T) {
 		t.Errorf("last reload %+v, want the error at %s:4", lr, cfg)
 	}
 	if len(st.Tasks) != 2 || !st.Ready {
-		t.Errorf("after a broken edit: ready %v, tasks %+v", st.Ready, st.Tasks)
+		t.Fatalf("after a broken edit: ready %v, tasks %+v", st.Ready, st.Tasks)
+	}
+	// The last good configuration goes on as it was: no task re-planned
+	// or re-run.
+	if a, b := st.Tasks[byName(st)["a"]], st.Tasks[byName(st)["b"]]; !a.NextRun.Equal(nextA) || a.Runs != 1 || b.Runs != 2 {
+		t.Errorf("after a broken edit: a next %v runs %d, b runs %d; want next %v, 1 and 2 runs", a.NextRun, a.Runs, b.Runs, nextA)
 	}
 	if code, _ := d.get(t, "/readyz"); code != http.StatusOK {
 		t.Errorf("/readyz after a broken edit: %d, want 200 (the last good config runs)", code)
