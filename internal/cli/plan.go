@@ -90,6 +90,13 @@ func makePlan(ctx context.Context, g *globals, tf *taskFlags, pf *planFlags) (*e
 	if err != nil {
 		return nil, nil, err
 	}
+	// The same registries as sync may use plain HTTP (--insecure-registry,
+	// daemon.json, registries.conf).
+	insecure, err := g.insecureRegistries(log)
+	if err != nil {
+		return nil, nil, err
+	}
+	markTasks(tasks, insecure, log)
 	m := manners(log, cfg.Transfers, 0)
 	e := engine.New(engine.Options{Logger: log, Jobs: pf.jobs, Registry: registry.Options{Manners: m}, PlatformCache: pf.platformCache})
 	return e.Plan(ctx, tasks, engine.PlanOptions{Bytes: pf.bytes}), m, ctx.Err()

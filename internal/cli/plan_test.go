@@ -8,6 +8,9 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/regmirror/regmirror/internal/testutil/imagegen"
+	"github.com/regmirror/regmirror/internal/testutil/regtest"
 )
 
 func runCLI(t *testing.T, args ...string) (stdout, stderr string, code int) {
@@ -78,5 +81,25 @@ func TestPlanCheckAndDryRun(t *testing.T) {
 	}
 	if _, _, code = runCLI(t, "plan", "--config", cfg, "--output", "yaml"); code != ExitUsage {
 		t.Errorf("--output yaml: exit %d, want 2", code)
+	}
+}
+
+// plan and check honour --insecure-registry as sync does.
+func TestPlanHonoursInsecureRegistry(t *testing.T) {
+	src := regtest.New(t)
+	imagegen.Push(t, src.Ref("a/app:1"), imagegen.Image(1, 1, 128))
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "c.yaml")
+	os.WriteFile(cfg, []byte(`tasks:
+  - name: t
+    source: {registry: "`+src.Host+`"}
+    target: {registry: "oci:`+filepath.Join(dir, "out")+`"}
+    mappings: [{from: a/app, tags: ["1"]}]
+`), 0o644)
+	if out, _, code := runCLI(t, "plan", "--config", cfg); code != ExitFailed || !strings.Contains(out, "1 to fail") {
+		t.Errorf("plain HTTP without the mark: exit %d\n%s", code, out)
+	}
+	if out, errs, code := runCLI(t, "plan", "--config", cfg, "--insecure-registry", src.Host); code != 0 || !strings.Contains(out, "1 to copy") {
+		t.Errorf("with --insecure-registry: exit %d\n%s%s", code, out, errs)
 	}
 }
