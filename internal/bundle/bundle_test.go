@@ -183,3 +183,32 @@ func TestExportDiscoveredRepositories(t *testing.T) {
 		t.Fatalf("images %v, want %v", names, want)
 	}
 }
+
+// An incremental bundle with nothing new is still a bundle: it lists the
+// images it completes, holds no blob, and opens and verifies in both forms.
+func TestIncrementalWithNothingNew(t *testing.T) {
+	dir := t.TempDir()
+	src, first := exportFrom(t, filepath.Join(dir, "b1"))
+	for _, out := range []string{filepath.Join(dir, "b2"), filepath.Join(dir, "b2.tar")} {
+		res, err := Export(context.Background(), ExportOptions{
+			Tasks:  []engine.Task{{Name: "t", Source: registry.Endpoint{Registry: src.Host, PlainHTTP: true}, Mappings: []engine.Mapping{{From: "app"}}}},
+			Output: out,
+			Since:  filepath.Join(dir, "b1"),
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(res.Manifest.Blobs) != 0 || len(res.Manifest.Images) != 2 || res.Manifest.Images[0].Bundle != first.Manifest.ID {
+			t.Fatalf("%s: %d blobs, images %+v", out, len(res.Manifest.Blobs), res.Manifest.Images)
+		}
+		b, err := Open(out)
+		if err != nil {
+			t.Fatal(err)
+		}
+		vr, err := Verify(context.Background(), b, nil)
+		b.Close()
+		if err != nil || len(vr.Problems) != 0 {
+			t.Fatalf("%s: verify %v %v", out, err, vr.Problems)
+		}
+	}
+}

@@ -301,6 +301,20 @@ func writeManifest(dir, out string, lay registry.Store, rep *engine.Report, chai
 	if raw, err = json.MarshalIndent(m, "", "  "); err != nil {
 		return nil, err
 	}
+	// A bundle that adds nothing (every image unchanged since the chain)
+	// is still a layout: an empty index and the layout marker.
+	if len(idx.Manifests) == 0 {
+		empty := []byte(`{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[]}`)
+		if err := writeFileAtomic(filepath.Join(dir, "index.json"), empty); err != nil {
+			return nil, err
+		}
+	}
+	if err := writeFileAtomic(filepath.Join(dir, "oci-layout"), []byte(`{"imageLayoutVersion":"1.0.0"}`)); err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(filepath.Join(dir, "blobs", "sha256"), 0o755); err != nil {
+		return nil, err
+	}
 	if err := writeFileAtomic(filepath.Join(dir, ManifestFile), raw); err != nil {
 		return nil, err
 	}

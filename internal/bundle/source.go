@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"sync"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/partial"
@@ -28,10 +29,13 @@ type source struct {
 	mountFrom func(repo string) string
 	counted   func(int64)
 	images    map[string]Image // name -> image
+
+	mu       sync.Mutex
+	counted1 map[v1.Hash]bool // digests already counted for progress
 }
 
 func newSource(b *Bundle, mountFrom func(string) string, counted func(int64)) *source {
-	s := &source{b: b, mountFrom: mountFrom, counted: counted, images: map[string]Image{}}
+	s := &source{b: b, mountFrom: mountFrom, counted: counted, images: map[string]Image{}, counted1: map[v1.Hash]bool{}}
 	for _, im := range b.Manifest.Images {
 		s.images[im.Name] = im
 	}
@@ -130,7 +134,7 @@ func (s *source) Fetch(ctx context.Context, repo, ref string) (*registry.Artifac
 		return nil, fmt.Errorf("%s is held by %s and is not on the target: import that bundle first: %w",
 			im.Name, s.b.Manifest.refByID(im.Bundle).Describe(), ErrMissing)
 	}
-	raw, err := s.b.readBlob(d.Digest)
+	raw, err := s.read(d.Digest)
 	if err != nil {
 		return nil, err
 	}
@@ -151,6 +155,29 @@ func (s *source) Fetch(ctx context.Context, repo, ref string) (*registry.Artifac
 		return nil, fmt.Errorf("%s: %w", s.Ref(repo, ref), err)
 	}
 	return a, nil
+}
+
+// read reads a whole (small) blob, checked and counted for progress.
+func (s *source) read(h v1.Hash) ([]byte, error) {
+	r, err := s.b.Blob(h, -1, s.countOnce(h))
+	if err != nil {
+		return nil, err
+	}
+	defer r.Close()
+	return io.ReadAll(r)
+}
+
+// countOnce returns the progress counter for the first read of h and nil
+// for later ones (tags sharing a manifest, retries), so the bytes shown
+// add up to at most the bundle's size.
+func (s *source) countOnce(h v1.Hash) func(int64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.counted == nil || s.counted1[h] {
+		return nil
+	}
+	s.counted1[h] = true
+	return s.counted
 }
 
 func (s *source) Push(context.Context, string, string, *registry.Artifact) (int64, error) {
@@ -179,7 +206,7 @@ func (c *imageCore) RawConfigFile() ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	return c.s.b.readBlob(m.Config.Digest)
+	return c.s.read(m.Config.Digest)
 }
 
 func (c *imageCore) LayerByDigest(h v1.Hash) (partial.CompressedLayer, error) {
@@ -208,7 +235,7 @@ func (l *blobLayer) Digest() (v1.Hash, error)            { return l.d.Digest, ni
 func (l *blobLayer) Size() (int64, error)                { return l.d.Size, nil }
 func (l *blobLayer) MediaType() (types.MediaType, error) { return l.d.MediaType, nil }
 func (l *blobLayer) Compressed() (io.ReadCloser, error) {
-	return l.s.b.Blob(l.d.Digest, l.d.Size, l.s.counted)
+	return l.s.b.Blob(l.d.Digest, l.d.Size, l.s.countOnce(l.d.Digest))
 }
 
 // mountImage offers each inherited layer a repository of the target to
@@ -290,7 +317,7 @@ func (x *index) RawManifest() ([]byte, error)              { return x.raw, nil }
 func (x *index) child(h v1.Hash) (v1.Descriptor, []byte, error) {
 	for _, c := range x.im.Manifests {
 		if c.Digest == h {
-			raw, err := x.s.b.readBlob(h)
+			raw, err := x.s.read(h)
 			return c, raw, err
 		}
 	}

@@ -94,7 +94,7 @@ were imported); 2 usage or configuration error.`,
 			}
 			b, err := bundle.Open(args[0])
 			if err != nil {
-				return err
+				return &UsageError{err}
 			}
 			defer b.Close()
 			log.Info("importing", "bundle", args[0], "id", b.Manifest.ID, "images", len(b.Manifest.Images), "created", b.Manifest.Created)

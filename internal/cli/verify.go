@@ -43,7 +43,7 @@ printed); 2 usage error or not a bundle.`,
 				return err
 			}
 			for _, p := range res.Problems {
-				fmt.Fprintf(g.stderr, "%s: %s\n", args[0], p)
+				fmt.Fprintln(g.stderr, p)
 			}
 			if len(res.Problems) > 0 {
 				return fmt.Errorf("%s: %d problems found", args[0], len(res.Problems))

@@ -180,6 +180,9 @@ func Render(s Snapshot) string {
 	if secs > 0 && s.DoneBytes > 0 {
 		line += ", " + Bytes(int64(float64(s.DoneBytes)/secs)) + "/s"
 	}
+	if s.TotalItems > 0 && s.DoneItems >= s.TotalItems {
+		return line // done: no time left to estimate
+	}
 	var left time.Duration
 	switch {
 	case s.TotalBytes > 0 && s.DoneBytes > 0 && s.DoneBytes <= s.TotalBytes:

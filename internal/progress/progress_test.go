@@ -19,6 +19,9 @@ func TestRender(t *testing.T) {
 		{Snapshot{Label: "export", DoneItems: 1, TotalItems: 4, DoneBytes: 1500, Elapsed: 2 * time.Second},
 			"export: 1/4 images, 1.5 kB, 750 B/s, ETA 6s"},
 		{Snapshot{Label: "export", DoneItems: 2}, "export: 2 images, 0 B"},
+		// Every image done: nothing left to estimate, whatever the bytes.
+		{Snapshot{Label: "import", DoneItems: 4, TotalItems: 4, DoneBytes: 610, TotalBytes: 4900, Elapsed: time.Second},
+			"import: 4/4 images, 610 B/4.9 kB, 610 B/s"},
 	} {
 		if got := Render(c.s); got != c.want {
 			t.Errorf("Render(%+v) = %q, want %q", c.s, got, c.want)
