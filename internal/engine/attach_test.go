@@ -193,3 +193,39 @@ func kinds(r *regtest.Registry) map[regtest.Kind]int {
 	}
 	return m
 }
+
+// TestReferrersIntoLayout: attachments reach an OCI layout target too (by
+// tag for cosign's, by digest for referrers), and a second run skips them.
+func TestReferrersIntoLayout(t *testing.T) {
+	src := regtest.New(t)
+	img := imagegen.Image(44, 1, 256)
+	imagegen.Push(t, src.Ref("team/app:1.0"), img)
+	digest := imagegen.Digest(t, img)
+	desc := v1.Descriptor{MediaType: mustMT(t, img), Digest: digest, Size: mustSize(t, img)}
+	key := imagegen.NewSigningKey(t)
+	sigTag := registry.CosignTags(digest.String())[0]
+	imagegen.Push(t, src.Ref("team/app:"+sigTag), imagegen.Signature(t, key, src.Ref("team/app"), digest))
+	sbom := imagegen.PushSBOM(t, src.Ref("team/app"), desc, `{"spdxVersion":"SPDX-2.3"}`)
+
+	dir := t.TempDir()
+	dst := registry.Endpoint{Registry: registry.LayoutPrefix + dir}
+	task := engine.Task{Name: "layout", Source: plain(src), Target: dst,
+		Mappings: []engine.Mapping{{From: "team/app", To: "mirror/app", Referrers: true}}}
+	rep := run(t, task)
+	if rep.Failed() != 0 || len(rep.Results) != 1 || rep.Results[0].Attachments != 2 {
+		t.Fatalf("results %+v, want 1.0 copied with 2 attachments", rep.Results)
+	}
+	st, err := registry.Open(dst, registry.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, ref := range []string{sigTag, sbom.Digest.String()} {
+		if _, err := st.Head(ctx(t), "mirror/app", ref); err != nil {
+			t.Errorf("layout lacks %s: %v", ref, err)
+		}
+	}
+	rep = run(t, task)
+	if r := rep.Results[0]; r.Status != engine.Skipped || r.Attachments != 0 {
+		t.Errorf("second run: %s with %d attachments, want skipped with 0", r.Status, r.Attachments)
+	}
+}
