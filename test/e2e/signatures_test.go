@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -57,7 +58,7 @@ func TestReferrersThroughTheCLI(t *testing.T) {
 	if res.Code != 0 {
 		t.Fatalf("sync: exit %d\n%s", res.Code, res.Stderr)
 	}
-	if tags := listTags(t, dst, "mirror/signed"); !containsTag(tags, sigTag) || containsTag(tags, strings.TrimSuffix(sigTag, ".sig")) {
+	if tags := listTags(t, dst, "mirror/signed"); !slices.Contains(tags, sigTag) || slices.Contains(tags, strings.TrimSuffix(sigTag, ".sig")) {
 		t.Fatalf("mirror/signed tags %v: want 1.0 and %s", tags, sigTag)
 	}
 
@@ -70,7 +71,7 @@ func TestReferrersThroughTheCLI(t *testing.T) {
 	if why := imagegen.VerifySignature(tsig, &key.PublicKey, e2e.SkopeoRawDigest(t, dst, "mirror/signed:1.0")); why != "" {
 		t.Errorf("target signature: %s", why)
 	}
-	if tags := listTags(t, dst, "mirror/unsigned"); containsTag(tags, sigTag) {
+	if tags := listTags(t, dst, "mirror/unsigned"); slices.Contains(tags, sigTag) {
 		t.Errorf("mirror/unsigned (no referrers) got the signature too: %v", tags)
 	}
 
@@ -79,15 +80,6 @@ func TestReferrersThroughTheCLI(t *testing.T) {
 	if res.Code != 0 || strings.Contains(res.Stderr, `"msg":"copied"`) {
 		t.Errorf("second sync: exit %d, copied something:\n%s", res.Code, res.Stderr)
 	}
-}
-
-func containsTag(tags []string, tag string) bool {
-	for _, x := range tags {
-		if x == tag {
-			return true
-		}
-	}
-	return false
 }
 
 func writeFile(t *testing.T, path, content string) {
