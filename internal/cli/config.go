@@ -83,6 +83,7 @@ type (
 		Name     string         `yaml:"name"`
 		Line     int            `yaml:"line"`
 		Interval string         `yaml:"interval,omitempty"`
+		Schedule string         `yaml:"schedule,omitempty"`
 		Verbose  bool           `yaml:"verbose,omitempty"`
 		Source   printLocation  `yaml:"source"`
 		Target   printLocation  `yaml:"target"`
@@ -120,7 +121,7 @@ func printable(c *config.Config) printConfig {
 		Retry: printRetry{Attempts: c.Retry.Attempts, Wait: c.Retry.Wait.String(), RequestAttempts: c.Retry.RequestAttempts,
 			RequestWait: c.Retry.RequestWait.String(), IdleTimeout: c.Retry.IdleTimeout.String()}}
 	for _, t := range c.Tasks {
-		pt := printTask{Name: t.Name, Line: t.Line, Interval: dur(t.Interval), Verbose: t.Verbose,
+		pt := printTask{Name: t.Name, Line: t.Line, Interval: dur(t.Interval), Schedule: t.Schedule, Verbose: t.Verbose,
 			Source: printableLocation(t.Source), Target: printableLocation(t.Target)}
 		for _, m := range t.Mappings {
 			pm := printMapping{From: m.From, To: m.To, Platform: m.Platform, Referrers: m.Referrers, Prune: m.Prune}
