@@ -51,6 +51,9 @@ failed (all others were still attempted); 2 usage or configuration error.`,
 				pf.jobs, pf.platformCache = jobs, platformCache
 				return runPlan(cmd.Context(), g, &tf, &pf)
 			}
+			if pf.bytes {
+				return usageErr("--bytes goes with --dry-run (or 'regmirror plan')")
+			}
 			// On a terminal a status line (images, bytes, rate, ETA)
 			// stays below the log lines; in a pipe nothing but logs.
 			bar := progress.New(g.stderr, "sync")
@@ -74,7 +77,11 @@ failed (all others were still attempted); 2 usage or configuration error.`,
 			opts := engine.Options{Logger: log, Jobs: jobs, Registry: registry.Options{Manners: m}, PlatformCache: platformCache,
 				OnPlanned: func(n int) { bar.SetTotal(n, 0) },
 				OnBytes:   bar.AddBytes,
-				OnResult:  func(engine.Result) { bar.ItemDone() },
+				OnResult: func(r engine.Result) {
+					if r.Status != engine.Pruned {
+						bar.ItemDone()
+					}
+				},
 			}
 			applyRetry(cfg.Retry, &opts)
 			e := engine.New(opts)

@@ -90,7 +90,8 @@ type Options struct {
 	// GET when nothing changed ("" keeps it in memory only).
 	PlatformCache string
 	// OnResult, if set, is called once per finished image (from several
-	// goroutines at once): the daemon feeds its metrics from it.
+	// goroutines at once), and once per pruned tag: the daemon feeds its
+	// metrics from it.
 	OnResult func(Result)
 	// OnPlanned, if set, is called once per Run with the number of
 	// images selected, before any is copied: a progress display's total.
@@ -306,7 +307,13 @@ func (e *Engine) Run(ctx context.Context, tasks []Task) *Report {
 	for _, i := range order {
 		rep.Results = append(rep.Results, results[i])
 	}
-	rep.Results = append(rep.Results, e.pruneAll(ctx, repos, rep.Results)...)
+	pruned := e.pruneAll(ctx, repos, rep.Results)
+	if e.onResult != nil {
+		for _, r := range pruned {
+			e.onResult(r) // the daemon counts prunes and their failures too
+		}
+	}
+	rep.Results = append(rep.Results, pruned...)
 	if err := e.platforms.save(); err != nil {
 		e.log.Warn("could not save the platform cache", "error", err)
 	}

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/distribution/distribution/v3/configuration"
@@ -59,9 +60,20 @@ func TestPruneDeletesOnlyOwnedTagsGoneFromSource(t *testing.T) {
 	dst := regtest.New(t)
 	_, task := pruneSetup(t, dst, "semver: >=1.0.0")
 	dst.Reset()
-	rep := run(t, task)
+	var mu sync.Mutex
+	seen := map[engine.Status]int{}
+	e := engine.New(engine.Options{OnResult: func(r engine.Result) {
+		mu.Lock()
+		seen[r.Status]++
+		mu.Unlock()
+	}})
+	rep := e.Run(ctx(t), []engine.Task{task})
 	if rep.Failed() > 0 {
 		t.Fatalf("prune run: %+v", rep.Results)
+	}
+	// The daemon's metrics hear of prunes too.
+	if seen[engine.Pruned] != 2 || seen[engine.Skipped] != 2 {
+		t.Errorf("OnResult saw %v, want 2 pruned, 2 skipped", seen)
 	}
 	var pruned []string
 	for _, r := range rep.Results {
