@@ -305,17 +305,17 @@ func writeManifest(dir, out string, lay registry.Store, rep *engine.Report, chai
 	// is still a layout: an empty index and the layout marker.
 	if len(idx.Manifests) == 0 {
 		empty := []byte(`{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[]}`)
-		if err := writeFileAtomic(filepath.Join(dir, "index.json"), empty); err != nil {
+		if err := registry.WriteFileAtomic(filepath.Join(dir, "index.json"), empty); err != nil {
 			return nil, err
 		}
 	}
-	if err := writeFileAtomic(filepath.Join(dir, "oci-layout"), []byte(`{"imageLayoutVersion":"1.0.0"}`)); err != nil {
+	if err := registry.WriteFileAtomic(filepath.Join(dir, "oci-layout"), []byte(`{"imageLayoutVersion":"1.0.0"}`)); err != nil {
 		return nil, err
 	}
 	if err := os.MkdirAll(filepath.Join(dir, "blobs", "sha256"), 0o755); err != nil {
 		return nil, err
 	}
-	if err := writeFileAtomic(filepath.Join(dir, ManifestFile), raw); err != nil {
+	if err := registry.WriteFileAtomic(filepath.Join(dir, ManifestFile), raw); err != nil {
 		return nil, err
 	}
 	return m, nil
@@ -331,24 +331,4 @@ func readIndexFile(dir string) (*v1.IndexManifest, error) {
 	}
 	defer f.Close()
 	return v1.ParseIndexManifest(f)
-}
-
-func writeFileAtomic(name string, data []byte) error {
-	f, err := os.CreateTemp(filepath.Dir(name), ".tmp-"+filepath.Base(name)+"-")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(f.Name())
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	return os.Rename(f.Name(), name)
 }

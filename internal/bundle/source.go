@@ -70,15 +70,7 @@ func Repos(m *Manifest) []string {
 
 // SplitName splits "host/path:tag" or "host/path@sha256:..." into the
 // repository and the reference.
-func SplitName(n string) (repo, ref string) {
-	if r, d, ok := strings.Cut(n, "@"); ok {
-		return r, d
-	}
-	if i := strings.LastIndex(n, ":"); i > strings.LastIndex(n, "/") {
-		return n[:i], n[i+1:]
-	}
-	return n, ""
-}
+func SplitName(n string) (repo, ref string) { return registry.SplitImageName(n) }
 
 func joinName(repo, ref string) string {
 	if _, err := v1.NewHash(ref); err == nil {

@@ -108,6 +108,14 @@ func (s *layoutStore) readIndex() (*v1.IndexManifest, error) {
 	return &im, nil
 }
 
+// SplitImageName splits an io.containerd.image.name value, "repo:tag" or
+// "repo@sha256:...", into repo and ref (ref is "" when there is neither).
+func SplitImageName(n string) (repo, ref string) { return splitImageName(n) }
+
+// WriteFileAtomic replaces name with data via a temporary file, fsync and a
+// rename, so a reader never sees half a file.
+func WriteFileAtomic(name string, data []byte) error { return writeFileAtomic(name, data, false) }
+
 // splitImageName splits "repo:tag" or "repo@sha256:..." into repo and ref.
 func splitImageName(n string) (repo, ref string) {
 	if r, d, ok := strings.Cut(n, "@"); ok {
