@@ -248,7 +248,14 @@ func writeManifest(dir, out string, lay registry.Store, rep *engine.Report, chai
 			continue
 		}
 		held[name] = true
-		m.Images = append(m.Images, Image{Name: name, Digest: d.Digest.String(), MediaType: string(d.MediaType), Size: d.Size})
+		im := Image{Name: name, Digest: d.Digest.String(), MediaType: string(d.MediaType), Size: d.Size}
+		if raw, err := read(d.Digest); err == nil {
+			var mr manifestRefs
+			if json.Unmarshal(raw, &mr) == nil && mr.Subject != nil {
+				im.Subject = mr.Subject.Digest.String()
+			}
+		}
+		m.Images = append(m.Images, im)
 		repo, _ := SplitName(name)
 		err := walk(d, read, func(b v1.Descriptor, isManifest bool) bool {
 			k := b.Digest.String()

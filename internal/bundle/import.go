@@ -3,6 +3,7 @@ package bundle
 import (
 	"context"
 	"fmt"
+	"strings"
 
 	"github.com/regmirror/regmirror/internal/engine"
 	"github.com/regmirror/regmirror/internal/progress"
@@ -60,9 +61,14 @@ func Import(ctx context.Context, b *Bundle, o ImportOptions) (*engine.Report, er
 				groups = append(groups, g)
 			}
 			g.to[repo] = r.To
-			g.task.Mappings = append(g.task.Mappings, engine.Mapping{From: repo, To: r.To})
+			// Referrers: attachments (cosign tags, OCI referrers)
+			// travel with their subject, as sync copies them.
+			g.task.Mappings = append(g.task.Mappings, engine.Mapping{From: repo, To: r.To, Referrers: true})
 			for _, im := range b.Manifest.Images {
-				if rp, _ := SplitName(im.Name); rp == repo {
+				// Attachments are copied with their subject, not
+				// reported as images of their own.
+				rp, ref := SplitName(im.Name)
+				if rp == repo && !strings.Contains(im.Name, "@") && !registry.IsAttachmentTag(ref) {
 					images++
 				}
 			}

@@ -78,6 +78,9 @@ type Image struct {
 	Size      int64  `json:"size"`
 	// Bundle is the ID of the bundle holding the manifest.
 	Bundle string `json:"bundle"`
+	// Subject is the digest of the image this one is attached to (an OCI
+	// referrer: a signature, attestation or SBOM stored by digest).
+	Subject string `json:"subject,omitempty"`
 }
 
 // Blob is one blob, with a repository (an image name without tag) that

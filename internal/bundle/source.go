@@ -149,6 +149,26 @@ func (s *source) Fetch(ctx context.Context, repo, ref string) (*registry.Artifac
 	return a, nil
 }
 
+// Referrers lists the OCI referrers of digest in repo that the bundle
+// completes (stored by digest, with that subject), so import copies them
+// with their subject as sync does.
+func (s *source) Referrers(_ context.Context, repo, digest string) ([]v1.Descriptor, error) {
+	var out []v1.Descriptor
+	for _, im := range s.b.Manifest.Images {
+		if r, _ := SplitName(im.Name); r != repo || im.Subject != digest {
+			continue
+		}
+		h, err := v1.NewHash(im.Digest)
+		if err != nil {
+			return nil, fmt.Errorf("%s: image %s: %w", s.b.Path, im.Name, err)
+		}
+		out = append(out, v1.Descriptor{MediaType: types.MediaType(im.MediaType), Digest: h, Size: im.Size})
+	}
+	return out, nil
+}
+
+var _ registry.ReferrerLister = (*source)(nil)
+
 // read reads a whole (small) blob, checked and counted for progress.
 func (s *source) read(h v1.Hash) ([]byte, error) {
 	r, err := s.b.Blob(h, -1, s.countOnce(h))

@@ -16,6 +16,7 @@ type manifestRefs struct {
 	Config    *v1.Descriptor  `json:"config"`
 	Layers    []v1.Descriptor `json:"layers"`
 	Manifests []v1.Descriptor `json:"manifests"`
+	Subject   *v1.Descriptor  `json:"subject"`
 }
 
 // walk calls visit for d and, when d is a manifest visit accepts and read

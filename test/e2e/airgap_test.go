@@ -18,6 +18,7 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
+	"github.com/regmirror/regmirror/internal/registry"
 	"github.com/regmirror/regmirror/internal/testutil/e2e"
 	"github.com/regmirror/regmirror/internal/testutil/imagegen"
 )
@@ -518,5 +519,68 @@ func TestAirgapInterruptedImportConverges(t *testing.T) {
 	sameDigests(t, a.src, dst, pairs)
 	if !strings.Contains(res.Stderr, fmt.Sprintf("skipped=%d", len(before))) {
 		t.Errorf("the re-run did not skip the %d images already in:\n%s", len(before), res.Stderr)
+	}
+}
+
+// Signatures and SBOMs cross the gap with their images: a cosign
+// signature (tag sha256-<hex>.sig) and an OCI 1.1 SBOM (a referrer stored
+// by digest) exported with referrers: true arrive on B, and the signature
+// still verifies against B's digest.
+func TestAirgapCarriesSignaturesAndReferrers(t *testing.T) {
+	a := newAirgap(t)
+	a.pushWeb(t, 700, 4096, "1.0")
+	digest := e2e.SkopeoRawDigest(t, a.src, "app/web:1.0")
+	h, err := v1.NewHash(digest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	key := imagegen.NewSigningKey(t)
+	sigTag := registry.CosignTags(digest)[0]
+	imagegen.Push(t, a.src.Ref("app/web:"+sigTag), imagegen.Signature(t, key, a.src.Ref("app/web"), h), remoteOpts(a.src)...)
+	subject, err := remote.Head(mustRef(t, a.src.Ref("app/web:1.0")), remoteOpts(a.src)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sbom := imagegen.PushSBOM(t, a.src.Ref("app/web"), *subject, `{"spdxVersion":"SPDX-2.3"}`, remoteOpts(a.src)...)
+
+	cfg := filepath.Join(t.TempDir(), "signed.yaml")
+	writeFile(t, cfg, fmt.Sprintf(`tasks:
+  - name: signed
+    source: {registry: http://%s}
+    target: {registry: far.invalid:5000}
+    mappings:
+      - {from: app/web, to: mirror/web, tags: ['1.0'], referrers: true}
+`, a.src.Host))
+	out := filepath.Join(a.dir, "signed.tar")
+	a.mustRun(t, nil, "export", "--config", cfg, "--output", out)
+	a.mustRun(t, nil, "verify", out)
+
+	dst := a.target(t)
+	res := a.mustRun(t, dockerConfig(t, dst), a.importTo(dst, "s", out)...)
+	if !strings.Contains(res.Stderr, "attachments=2") {
+		t.Errorf("import did not report 2 attachments:\n%s", res.Stderr)
+	}
+	sameDigests(t, a.src, dst, map[string]string{"app/web:1.0": "s/app/web:1.0", "app/web:" + sigTag: "s/app/web:" + sigTag})
+	tsig, err := remote.Image(mustRef(t, dst.Ref("s/app/web:"+sigTag)), remoteOpts(dst)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if why := imagegen.VerifySignature(tsig, &key.PublicKey, e2e.SkopeoRawDigest(t, dst, "s/app/web:1.0")); why != "" {
+		t.Errorf("signature on B: %s", why)
+	}
+	refs, err := remote.Referrers(mustRef(t, dst.Ref("s/app/web@"+digest)).(name.Digest), remoteOpts(dst)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	im, err := refs.IndexManifest()
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	for _, d := range im.Manifests {
+		found = found || d.Digest == sbom.Digest
+	}
+	if !found {
+		t.Errorf("the SBOM %s is not a referrer of %s on B: %+v", sbom.Digest, digest, im.Manifests)
 	}
 }
