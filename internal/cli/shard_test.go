@@ -3,9 +3,11 @@ package cli
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -45,6 +47,26 @@ func TestSyncShardsPartitionTasks(t *testing.T) {
 	dir := t.TempDir()
 	cfg := shardConfig(t, dir, tasks)
 	for i := range count {
+		// plan and check take the same flag and see the same tasks.
+		pout, perr, code := runCLI(t, "plan", "--config", cfg, "--shard", fmt.Sprintf("%d/%d", i, count), "--output", "json")
+		var doc planDoc
+		if err := json.Unmarshal([]byte(pout), &doc); err != nil || code != 0 {
+			t.Fatalf("plan --shard %d/%d: exit %d, %v\n%s", i, count, code, err, perr)
+		}
+		owned := 0
+		for k := range tasks {
+			if shard.Of(fmt.Sprintf("task-%d", k), count) == i {
+				owned++
+			}
+		}
+		if len(doc.Tasks) != owned {
+			t.Errorf("plan --shard %d/%d planned %d tasks, the shard owns %d", i, count, len(doc.Tasks), owned)
+		}
+		for _, pt := range doc.Tasks {
+			if k, _ := strconv.Atoi(strings.TrimPrefix(pt.Task, "task-")); shard.Of(pt.Task, count) != i || k >= tasks {
+				t.Errorf("plan --shard %d/%d planned %s", i, count, pt.Task)
+			}
+		}
 		var out, errb bytes.Buffer
 		before := layouts(dir, tasks)
 		err := Execute(context.Background(), []string{"sync", "--config", cfg, "--shard", fmt.Sprintf("%d/%d", i, count), "--platform-cache", ""},
