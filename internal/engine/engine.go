@@ -409,6 +409,7 @@ func (e *Engine) expandMapping(ctx context.Context, run uint64, ti, mi int, t *T
 	}
 
 	var listed []string
+	var cached bool
 	if rm.Discovers() {
 		base.srcR, base.dstR = src.String()+"/"+m.From, ""
 		if dst != nil {
@@ -418,11 +419,13 @@ func (e *Engine) expandMapping(ctx context.Context, run uint64, ti, mi int, t *T
 		if err != nil {
 			return fail(fmt.Errorf("%s: discovering repositories: %w", mappingName(t, mi), err))
 		}
-		listed = l.repos
+		listed, cached = l.repos, l.cached
 	}
 	sources := rm.Sources(listed)
 	if rm.Discovers() {
-		attrs := []any{"task", t.Name, "source", base.srcR, "listed", len(listed), "matched", len(sources)}
+		// cached: the list came from an earlier listing (this run's or
+		// one within lister.cacheDuration), no catalog request was made.
+		attrs := []any{"task", t.Name, "source", base.srcR, "listed", len(listed), "matched", len(sources), "cached", cached}
 		if len(sources) == 0 {
 			e.log.Warn("no repository matched", attrs...)
 		} else {
