@@ -148,12 +148,13 @@ func Export(ctx context.Context, o ExportOptions) (*ExportResult, error) {
 	onResult := eo.OnResult
 	eo.OnResult = func(r engine.Result) {
 		o.Progress.ItemDone()
-		o.Progress.AddBytes(r.Bytes)
 		if onResult != nil {
 			onResult(r)
 		}
 	}
 	eo.OnPlanned = func(n int) { o.Progress.SetTotal(n, 0) }
+	// Blobs written to the layout are reported as they land.
+	eo.OnBytes = o.Progress.AddBytes
 	rep := engine.New(eo).Run(ctx, tasks)
 	if err := ctx.Err(); err != nil {
 		return &ExportResult{Report: rep}, err
