@@ -212,3 +212,33 @@ func TestIncrementalWithNothingNew(t *testing.T) {
 		}
 	}
 }
+
+// The bundle manifest hashes to its id; an edit (here: a changed created
+// time) is a problem verify reports.
+func TestVerifyCatchesAnEditedManifest(t *testing.T) {
+	dir := t.TempDir()
+	exportFrom(t, dir)
+	p := filepath.Join(dir, ManifestFile)
+	raw, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	edited := strings.Replace(string(raw), "2001-09-09T01:46:40Z", "2001-09-09T01:46:41Z", 1)
+	if edited == string(raw) {
+		t.Fatal("created time not found in the manifest")
+	}
+	if err := os.WriteFile(p, []byte(edited), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	b, err := Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	vr, err := Verify(context.Background(), b, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(vr.Problems) != 1 || !strings.Contains(vr.Problems[0].String(), "was changed after export") {
+		t.Fatalf("problems %v", vr.Problems)
+	}
+}

@@ -129,6 +129,29 @@ func (m *Manifest) seal() ([]byte, error) {
 	return json.MarshalIndent(m, "", "  ")
 }
 
+// contentID recomputes the ID from the content: what seal hashed, with the
+// bundle of the images this bundle holds left empty as it was then.
+func (m *Manifest) contentID() (string, error) {
+	c := *m
+	c.ID = ""
+	c.Images = make([]Image, len(m.Images))
+	for i, im := range m.Images {
+		if im.Bundle == m.ID {
+			im.Bundle = ""
+		}
+		c.Images[i] = im
+	}
+	if m.Images == nil {
+		c.Images = nil
+	}
+	b, err := json.Marshal(&c)
+	if err != nil {
+		return "", err
+	}
+	sum := sha256.Sum256(b)
+	return "sha256:" + hex.EncodeToString(sum[:]), nil
+}
+
 func parseManifest(name string, b []byte) (*Manifest, error) {
 	var m Manifest
 	if err := json.Unmarshal(b, &m); err != nil {

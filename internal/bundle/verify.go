@@ -34,10 +34,14 @@ type VerifyResult struct {
 // Verify checks a bundle without a registry: every blob the manifest lists
 // is present with the right size and digest, every image the index names
 // is listed and complete (each blob it references is here or declared
-// inherited), and the images held by earlier bundles are declared so.
+// inherited), the images held by earlier bundles are declared so, and the
+// bundle manifest still hashes to its id.
 // counted, if set, is told of every byte hashed.
 func Verify(ctx context.Context, b *Bundle, counted func(int64)) (*VerifyResult, error) {
 	res := &VerifyResult{}
+	if id, err := b.Manifest.contentID(); err != nil || id != b.Manifest.ID {
+		res.Problems = append(res.Problems, Problem{Err: fmt.Errorf("%s: %s was changed after export: its content hashes to %s, not its id %s", b.Path, ManifestFile, id, b.Manifest.ID)})
+	}
 	bad := map[string]error{}
 	for _, bl := range b.Manifest.Blobs {
 		if err := ctx.Err(); err != nil {
