@@ -8,6 +8,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/regmirror/regmirror/internal/config"
+	"github.com/regmirror/regmirror/internal/registry"
 )
 
 func newConfigCmd(g *globals) *cobra.Command {
@@ -150,6 +151,12 @@ func printableLocation(l config.Location) printLocation {
 		p.Username, p.Password = l.Auth.Username, l.Auth.Password
 	default:
 		p.Auth = "docker config.json, else anonymous"
+		switch registry.CloudHelper(l.Registry) {
+		case "ecr":
+			p.Auth = "docker config.json, else the ECR credential helper (AWS SDK chain), else anonymous"
+		case "google":
+			p.Auth = "docker config.json, else Google application-default credentials, else anonymous"
+		}
 	}
 	if l.RateLimit.MinRemaining > 0 {
 		p.RateLimit = &printRate{MinRemaining: l.RateLimit.MinRemaining, Wait: l.RateLimit.Wait.String()}
