@@ -134,24 +134,7 @@ func Export(ctx context.Context, o ExportOptions) (*ExportResult, error) {
 		}
 		tasks[i] = t
 	}
-	eo := o.Engine
-	open := eo.Open
-	if open == nil {
-		open = registry.Open
-	}
-	eo.Open = func(e registry.Endpoint, ro registry.Options) (registry.Store, error) {
-		if e.Registry == ep.Registry {
-			return target, nil
-		}
-		return open(e, ro)
-	}
-	onResult := eo.OnResult
-	eo.OnResult = func(r engine.Result) {
-		o.Progress.ItemDone()
-		if onResult != nil {
-			onResult(r)
-		}
-	}
+	eo := withStores(o.Engine, map[string]registry.Store{ep.Registry: target}, o.Progress)
 	eo.OnPlanned = func(n int) { o.Progress.SetTotal(n, 0) }
 	// Blobs written to the layout are reported as they land.
 	eo.OnBytes = o.Progress.AddBytes
@@ -339,4 +322,27 @@ func readIndexFile(dir string) (*v1.IndexManifest, error) {
 	}
 	defer f.Close()
 	return v1.ParseIndexManifest(f)
+}
+
+// withStores makes the engine open stores (the bundle's side) for their
+// endpoints instead of opening them itself, and count finished images.
+func withStores(eo engine.Options, stores map[string]registry.Store, bar *progress.Bar) engine.Options {
+	open := eo.Open
+	if open == nil {
+		open = registry.Open
+	}
+	eo.Open = func(e registry.Endpoint, ro registry.Options) (registry.Store, error) {
+		if s, ok := stores[e.Registry]; ok {
+			return s, nil
+		}
+		return open(e, ro)
+	}
+	onResult := eo.OnResult
+	eo.OnResult = func(r engine.Result) {
+		bar.ItemDone()
+		if onResult != nil {
+			onResult(r)
+		}
+	}
+	return eo
 }

@@ -87,24 +87,7 @@ func Import(ctx context.Context, b *Bundle, o ImportOptions) (*engine.Report, er
 		sources[g.task.Source.Registry] = newSource(b, func(repo string) string { return to[repo] }, o.Progress.AddBytes)
 		tasks[i] = g.task
 	}
-	eo := o.Engine
-	open := eo.Open
-	if open == nil {
-		open = registry.Open
-	}
-	eo.Open = func(e registry.Endpoint, ro registry.Options) (registry.Store, error) {
-		if s, ok := sources[e.Registry]; ok {
-			return s, nil
-		}
-		return open(e, ro)
-	}
-	onResult := eo.OnResult
-	eo.OnResult = func(r engine.Result) {
-		o.Progress.ItemDone()
-		if onResult != nil {
-			onResult(r)
-		}
-	}
+	eo := withStores(o.Engine, sources, o.Progress)
 	rep := engine.New(eo).Run(ctx, tasks)
 	rep.Results = append(rep.Results, unrouted...)
 	return rep, ctx.Err()
