@@ -29,6 +29,7 @@ type rig struct {
 	src, dst *regtest.Registry
 	sp, dp   *faultproxy.Proxy
 	srcAuth  []remote.Option
+	dstAuth  []remote.Option
 	images   map[string]v1.Image
 	manners  *registry.Manners
 	srcEP    registry.Endpoint
@@ -39,9 +40,17 @@ var rigRepos = []string{"a", "b", "c"}
 
 func newRig(t *testing.T, srcOpts ...regtest.Option) *rig {
 	t.Helper()
-	r := &rig{src: regtest.New(t, srcOpts...), dst: regtest.New(t), images: map[string]v1.Image{}}
+	return newRigWith(t, srcOpts, nil)
+}
+
+func newRigWith(t *testing.T, srcOpts, dstOpts []regtest.Option) *rig {
+	t.Helper()
+	r := &rig{src: regtest.New(t, srcOpts...), dst: regtest.New(t, dstOpts...), images: map[string]v1.Image{}}
 	if r.src.Username != "" {
 		r.srcAuth = []remote.Option{remote.WithAuth(&authn.Basic{Username: r.src.Username, Password: r.src.Password})}
+	}
+	if r.dst.Username != "" {
+		r.dstAuth = []remote.Option{remote.WithAuth(&authn.Basic{Username: r.dst.Username, Password: r.dst.Password})}
 	}
 	for i, repo := range rigRepos {
 		// Layers large enough to span several reads, small enough to
@@ -53,7 +62,7 @@ func newRig(t *testing.T, srcOpts ...regtest.Option) *rig {
 	r.sp = faultproxy.New(t, r.src.URL)
 	r.dp = faultproxy.New(t, r.dst.URL)
 	r.srcEP = registry.Endpoint{Registry: r.sp.Host, PlainHTTP: true, Username: r.src.Username, Password: r.src.Password}
-	r.dstEP = registry.Endpoint{Registry: r.dp.Host, PlainHTTP: true}
+	r.dstEP = registry.Endpoint{Registry: r.dp.Host, PlainHTTP: true, Username: r.dst.Username, Password: r.dst.Password}
 	r.manners = registry.DefaultManners()
 	r.manners.IdleTimeout = 300 * time.Millisecond
 	r.manners.Backoff429 = 10 * time.Millisecond
@@ -112,7 +121,7 @@ func (r *rig) check(t *testing.T, rep *engine.Report, failed ...string) map[stri
 			continue
 		}
 		want := imagegen.Digest(t, r.images[repo]).String()
-		_, err := remote.Head(parse(t, r.dst.Ref(repo+":1")))
+		_, err := remote.Head(parse(t, r.dst.Ref(repo+":1")), r.dstAuth...)
 		if slicesContains(failed, repo) {
 			if res.Status != engine.Failed || res.Err == nil {
 				t.Errorf("%s: status %s, want failed", repo, res.Status)
@@ -126,7 +135,7 @@ func (r *rig) check(t *testing.T, rep *engine.Report, failed ...string) map[stri
 			t.Errorf("%s failed: %v", repo, res.Err)
 			continue
 		}
-		if got := digestOf(t, r.dst.Ref(repo+":1")); got != want {
+		if got := digestOf(t, r.dst.Ref(repo+":1"), r.dstAuth...); got != want {
 			t.Errorf("%s: target digest %s, want %s", repo, got, want)
 		}
 	}
@@ -268,21 +277,31 @@ func TestFaultStalledSourceTimesOut(t *testing.T) {
 }
 
 // Row 7: bearer tokens live one second (expires_in: 1) and are revoked in
-// the middle of the run; the client fetches new ones and succeeds.
+// the middle of the run, at the source before a blob download and at the
+// target before an upload's PATCH (a request with a body); the client
+// fetches new tokens and succeeds.
 func TestFaultExpiredTokenReauthenticates(t *testing.T) {
-	r := newRig(t, regtest.WithTokenAuth("alice", "s3cret"), regtest.WithTokenExpiry(time.Second))
-	rule := r.sp.Inject(faultproxy.Match{Kind: regtest.KindBlobGet, Repo: "a"}, 1, faultproxy.Before("expire tokens", r.src.ExpireTokens))
+	auth := []regtest.Option{regtest.WithTokenAuth("alice", "s3cret"), regtest.WithTokenExpiry(time.Second)}
+	r := newRigWith(t, auth, auth)
+	pull := r.sp.Inject(faultproxy.Match{Kind: regtest.KindBlobGet, Repo: "a"}, 1, faultproxy.Before("expire source tokens", r.src.ExpireTokens))
+	push := r.dp.Inject(faultproxy.Match{Method: http.MethodPatch, Kind: regtest.KindBlobUpload, Repo: "b"}, 1, faultproxy.Before("expire target tokens", r.dst.ExpireTokens))
 	rep := r.run(t)
-	mustHit(t, r.sp, rule, 1)
+	mustHit(t, r.sp, pull, 1)
+	mustHit(t, r.dp, push, 1)
 	r.check(t, rep)
-	unauthorized := 0
-	for _, q := range r.src.Requests() {
-		if q.Status == http.StatusUnauthorized && q.Kind == regtest.KindBlobGet {
-			unauthorized++
+	for name, reg := range map[string]*regtest.Registry{"source": r.src, "target": r.dst} {
+		refused, tokens := 0, 0
+		for _, q := range reg.Requests() {
+			if q.Status == http.StatusUnauthorized && (q.Kind == regtest.KindBlobGet || q.Kind == regtest.KindBlobUpload) {
+				refused++
+			}
+			if q.Kind == regtest.KindToken {
+				tokens++
+			}
 		}
-	}
-	if unauthorized == 0 {
-		t.Error("no request was refused with an expired token: the fault did not bite")
+		if refused == 0 || tokens < 2 {
+			t.Errorf("%s: %d requests refused with an expired token, %d token requests: the fault did not bite", name, refused, tokens)
+		}
 	}
 }
 

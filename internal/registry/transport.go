@@ -118,7 +118,54 @@ func newTransport(e Endpoint, o Options, l *ledger) (http.RoundTripper, error) {
 	rt = &ledgerTransport{inner: rt, l: l}
 	rt = &countingTransport{inner: rt}
 	rt = &debugTransport{inner: rt, m: o.Manners}
+	rt = &resendTransport{inner: rt}
 	return rt, nil
+}
+
+// resendTransport gives a request sent a second time a fresh body.
+// go-containerregistry's bearer transport answers a 401 (a token that
+// expired in the middle of a run) by fetching a new token and sending the
+// very same request again, body included, although the first attempt
+// consumed the body: an upload then fails with "ContentLength=N with Body
+// length 0". So the body of every request that can be replayed (GetBody
+// set) is marked on the way down, and a request that comes back with a
+// body already read is given GetBody's fresh copy. This sets req.Body,
+// which a RoundTripper should not touch; it is the only way to know, as
+// the same *http.Request comes back.
+type resendTransport struct{ inner http.RoundTripper }
+
+// sentBody marks a body once it has been read from or closed: either
+// way it cannot be sent again.
+type sentBody struct {
+	io.ReadCloser
+	read atomic.Bool
+}
+
+func (b *sentBody) Read(p []byte) (int, error) {
+	b.read.Store(true)
+	return b.ReadCloser.Read(p)
+}
+
+func (b *sentBody) Close() error {
+	b.read.Store(true)
+	return b.ReadCloser.Close()
+}
+
+func (t *resendTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	if req.Body != nil && req.Body != http.NoBody && req.GetBody != nil {
+		sb, ok := req.Body.(*sentBody)
+		switch {
+		case !ok:
+			req.Body = &sentBody{ReadCloser: req.Body}
+		case sb.read.Load():
+			body, err := req.GetBody()
+			if err != nil {
+				return nil, fmt.Errorf("sending %s %s again: %w", req.Method, req.URL.Redacted(), err)
+			}
+			req.Body = &sentBody{ReadCloser: body}
+		}
+	}
+	return t.inner.RoundTrip(req)
 }
 
 // debugTransport logs every request at debug level: method, URL without
