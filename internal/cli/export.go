@@ -11,6 +11,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/regmirror/regmirror/internal/bundle"
+	"github.com/regmirror/regmirror/internal/config"
 	"github.com/regmirror/regmirror/internal/engine"
 	"github.com/regmirror/regmirror/internal/progress"
 	"github.com/regmirror/regmirror/internal/registry"
@@ -53,7 +54,9 @@ holds the others); 2 usage or configuration error.`,
 			if err != nil {
 				return err
 			}
-			cfg, err := loadConfig(cfgPath, log)
+			// The targets are the far side of the gap: their
+			// credentials and CA files need not exist here.
+			cfg, err := loadConfigWith(config.LoadFileSourcesOnly, cfgPath, log)
 			if err != nil {
 				return err
 			}

@@ -64,10 +64,16 @@ func (f *taskFlags) load(log *slog.Logger) (*config.Config, []engine.Task, error
 // loadConfig loads and validates a configuration file and says once, at
 // info level, that dregsy's relay setting does not change how we copy.
 func loadConfig(path string, log *slog.Logger) (*config.Config, error) {
+	return loadConfigWith(config.LoadFile, path, log)
+}
+
+// loadConfigWith is loadConfig with another loader (export's, which leaves
+// the targets' secrets and files to the far side).
+func loadConfigWith(load func(string) (*config.Config, error), path string, log *slog.Logger) (*config.Config, error) {
 	if path == "" {
 		return nil, usageErr("--config is required")
 	}
-	cfg, err := config.LoadFile(path)
+	cfg, err := load(path)
 	if err != nil {
 		return nil, err
 	}

@@ -54,6 +54,21 @@ func LoadFile(path string) (*Config, error) {
 	return load(f, path, os.LookupEnv, readSmallFile)
 }
 
+// LoadFileSourcesOnly is LoadFile for a command that never reaches the
+// targets (export writes an air-gap bundle instead): the targets' syntax is
+// still checked, but their credentials, password files, environment
+// references and CA files are not resolved, because they belong to the far
+// side of the gap and need not exist here. The targets of the result carry
+// no credentials.
+func LoadFileSourcesOnly(path string) (*Config, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, &Error{File: path, Msg: "cannot read configuration: " + ioErrText(err), err: err}
+	}
+	defer f.Close()
+	return load(f, path, os.LookupEnv, readSmallFile, func(l *loader) { l.sourcesOnly = true })
+}
+
 // maxSideFile bounds the files a configuration names (password-file,
 // ca-file).
 const maxSideFile = 1 << 20
@@ -97,6 +112,9 @@ type loader struct {
 	file      string
 	lookupEnv func(string) (string, bool)
 	readFile  func(string) ([]byte, error)
+	// sourcesOnly leaves the targets' secrets and files unresolved
+	// (LoadFileSourcesOnly).
+	sourcesOnly bool
 
 	errs   []error
 	visits int
@@ -131,11 +149,14 @@ func (l *loader) err() error {
 }
 
 // load is Load with the environment and the file system injected.
-func load(r io.Reader, name string, lookupEnv func(string) (string, bool), readFile func(string) ([]byte, error)) (*Config, error) {
+func load(r io.Reader, name string, lookupEnv func(string) (string, bool), readFile func(string) ([]byte, error), opts ...func(*loader)) (*Config, error) {
 	if name == "" {
 		name = unnamedConfiguration
 	}
 	l := &loader{file: name, lookupEnv: lookupEnv, readFile: readFile}
+	for _, o := range opts {
+		o(l)
+	}
 
 	data, err := io.ReadAll(io.LimitReader(r, maxConfigSize+1))
 	if err != nil {

@@ -126,6 +126,10 @@ func (l *loader) location(key, val *yaml.Node, what string, cfg *Config) Locatio
 		loc.CertsDir = cfg.CertsDir
 	}
 	loc.Lister = raw.lister
+	if l.sourcesOnly && what == "target" {
+		// The far side of an air gap: its secrets and files are not here.
+		return loc
+	}
 	l.credentials(&loc, &raw, what)
 	l.authRefresh(&loc, &raw, what)
 	if raw.caFile.set && raw.caFile.val != "" {
