@@ -2,7 +2,9 @@ package schedule
 
 import (
 	"context"
+	"log/slog"
 	"runtime"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -98,7 +100,9 @@ func none[T any](t *testing.T, ch <-chan T, what string) {
 func TestSchedulerRunsSkipsAndStops(t *testing.T) {
 	clk := newFakeClock()
 	skipped := make(chan string, 10)
-	s := New(Options{Clock: clk, OnSkip: func(task string) { skipped <- task }, StopGrace: time.Hour})
+	var logs lockedLog
+	s := New(Options{Clock: clk, OnSkip: func(task string) { skipped <- task }, StopGrace: time.Hour,
+		Logger: slog.New(slog.NewTextHandler(&logs, nil))})
 
 	type run struct {
 		at      time.Time
@@ -133,6 +137,9 @@ func TestSchedulerRunsSkipsAndStops(t *testing.T) {
 		t.Errorf("skipped %q", got)
 	}
 	none(t, runs, "run while the previous one runs")
+	if l := logs.String(); !strings.Contains(l, "run skipped: the previous run of this task is still going") || !strings.Contains(l, "task=a") {
+		t.Errorf("the skip is not logged with the task:\n%s", l)
+	}
 	close(r1.release)
 	if err := recv(t, finished, "end of run 1"); err != nil {
 		t.Fatal(err)
@@ -205,4 +212,21 @@ func TestSchedulerStopGrace(t *testing.T) {
 		}
 	}
 	t.Fatal("Run did not return after the grace period")
+}
+
+type lockedLog struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *lockedLog) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedLog) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }
