@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"net/url"
+	"regexp"
 	"strings"
 	"time"
 
@@ -375,20 +376,29 @@ func (l *loader) authRefresh(loc *Location, raw *rawLocation, what string) {
 	}
 }
 
-// isECR reports whether registry is Amazon ECR, as dregsy decides it:
-// ACCOUNT.dkr.ecr.REGION.amazonaws.com[.cn] or public.ecr.aws.
+// isECR reports whether registry is Amazon ECR, as dregsy decides it
+// (ACCOUNT.dkr.ecr.REGION.amazonaws.com[.cn] or public.ecr.aws), or as the
+// ECR credential helper that fetches the credentials does (ecrEndpointRE):
+// auth-refresh must be accepted wherever that helper is used.
 func isECR(registry string) bool {
 	host := registry
 	if i := strings.LastIndexByte(host, ':'); i >= 0 && !strings.Contains(host[i:], "]") {
 		host = host[:i]
 	}
-	if host == "public.ecr.aws" {
+	if host == "public.ecr.aws" || host == "ecr-public.aws.com" || ecrEndpointRE.MatchString(host) {
 		return true
 	}
 	p := strings.Split(host, ".")
 	return (len(p) == 6 || (len(p) == 7 && p[6] == "cn")) &&
 		p[0] != "" && p[1] == "dkr" && p[2] == "ecr" && p[3] != "" && p[4] == "amazonaws" && p[5] == "com"
 }
+
+// ecrEndpointRE is the private ECR endpoint grammar of
+// github.com/awslabs/amazon-ecr-credential-helper/ecr-login/api (FIPS,
+// dual-stack, China, GovCloud and isolated partitions). It is repeated here
+// because this package does no I/O and pulls in no AWS SDK; a test checks
+// that it agrees with registry.CloudHelper, which asks the library itself.
+var ecrEndpointRE = regexp.MustCompile(`^(\d{12})\.dkr[\.\-]ecr(\-fips)?\.([a-zA-Z0-9][a-zA-Z0-9-_]*)\.(amazonaws\.(?:com(?:\.cn)?|eu)|on\.(?:aws|amazonwebservices\.com\.cn)|sc2s\.sgov\.gov|c2s\.ic\.gov|cloud\.adc-e\.uk|csp\.hci\.ic\.gov)$`)
 
 // checkCAFile checks that a ca-file holds at least one PEM certificate.
 func (l *loader) checkCAFile(s str, what string) {

@@ -4,6 +4,8 @@ import (
 	"errors"
 	"strings"
 	"testing"
+
+	"github.com/regmirror/regmirror/internal/registry"
 )
 
 func TestReferrersKey(t *testing.T) {
@@ -30,5 +32,37 @@ func TestReferrersKey(t *testing.T) {
 	_, err = Load(strings.NewReader(task("        referrer: true")), "c.yaml")
 	if err == nil || !strings.Contains(err.Error(), `did you mean "referrers"`) {
 		t.Errorf("typo: err = %v, want a suggestion of \"referrers\"", err)
+	}
+}
+
+// TestAuthRefreshWhereverTheECRHelperIsUsed: every host the registry
+// package hands to the ECR credential helper takes auth-refresh, and hosts
+// it does not are refused as before.
+func TestAuthRefreshWhereverTheECRHelperIsUsed(t *testing.T) {
+	for _, host := range []string{
+		"123456789012.dkr.ecr.eu-central-1.amazonaws.com",
+		"123456789012.dkr.ecr-fips.us-east-1.amazonaws.com",
+		"123456789012.dkr-ecr.eu-west-1.on.aws",
+		"123456789012.dkr.ecr.cn-north-1.amazonaws.com.cn",
+		"123456789012.dkr.ecr.us-gov-west-1.amazonaws.com:443",
+		"public.ecr.aws",
+		"ghcr.io",
+		"europe-west3-docker.pkg.dev",
+		"dkr.ecr.eu-central-1.amazonaws.com",
+	} {
+		ecr := registry.CloudHelper(host) == "ecr"
+		_, err := Load(strings.NewReader(y(
+			"tasks:",
+			"  - name: t",
+			"    source: {registry: src.example.com}",
+			"    target: {registry: '"+host+"', auth-refresh: 10h}",
+			"    mappings: [{from: a/b}]",
+		)), "c.yaml")
+		if ecr && err != nil {
+			t.Errorf("%s uses the ECR helper but auth-refresh is refused: %v", host, err)
+		}
+		if !ecr && host != "public.ecr.aws" && err == nil {
+			t.Errorf("%s: auth-refresh accepted on a registry that is not ECR", host)
+		}
 	}
 }
