@@ -242,3 +242,46 @@ func TestVerifyCatchesAnEditedManifest(t *testing.T) {
 		t.Fatalf("problems %v", vr.Problems)
 	}
 }
+
+// A directory export cut off before it finished (no bundle manifest, no
+// index.json yet, a blob missing) is resumed by running it again: only the
+// missing blob is fetched, and the bundle comes out complete.
+func TestInterruptedDirectoryExportResumes(t *testing.T) {
+	dir := t.TempDir()
+	src, res := exportFrom(t, dir)
+	var own Blob
+	for _, bl := range res.Manifest.Blobs {
+		if bl.Size == 2048 {
+			own = bl
+		}
+	}
+	h, _ := v1.NewHash(own.Digest)
+	for _, p := range []string{ManifestFile, "index.json", blobName(h)} {
+		if err := os.Remove(filepath.Join(dir, filepath.FromSlash(p))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	src.Reset()
+	again, err := Export(context.Background(), ExportOptions{
+		Tasks:  []engine.Task{{Name: "t", Source: registry.Endpoint{Registry: src.Host, PlainHTTP: true}, Mappings: []engine.Mapping{{From: "app"}}}},
+		Output: dir,
+		Now:    func() time.Time { return time.Unix(1e9, 0) },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := src.Count(regtest.KindBlobGet); n != 1 {
+		t.Errorf("resumed export fetched %d blobs, want 1 (the missing layer): %v", n, src.Requests())
+	}
+	if len(again.Manifest.Images) != 2 || len(again.Manifest.Blobs) != len(res.Manifest.Blobs) {
+		t.Fatalf("resumed bundle: %d images, %d blobs", len(again.Manifest.Images), len(again.Manifest.Blobs))
+	}
+	b, err := Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	if vr, err := Verify(context.Background(), b, nil); err != nil || len(vr.Problems) != 0 {
+		t.Fatalf("verify: %v %v", err, vr.Problems)
+	}
+}

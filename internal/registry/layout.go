@@ -439,16 +439,23 @@ func (w *blobWriter) image(ctx context.Context, img v1.Image) error {
 	if err := g.Wait(); err != nil {
 		return err
 	}
-	cfgName, err := img.ConfigName()
+	// The config's digest from the manifest: go-containerregistry's
+	// ConfigName may fetch the config to hash it.
+	mf, err := img.Manifest()
 	if err != nil {
 		return err
 	}
-	cfg, err := img.RawConfigFile()
-	if err != nil {
-		return err
-	}
-	if err := w.bytes(ctx, cfgName, cfg); err != nil {
-		return err
+	cfgName := mf.Config.Digest
+	// Ask for the config only when it is missing: from a registry it is a
+	// blob GET (a resumed export or a re-tagged image has it already).
+	if !w.exists(cfgName) {
+		cfg, err := img.RawConfigFile()
+		if err != nil {
+			return err
+		}
+		if err := w.bytes(ctx, cfgName, cfg); err != nil {
+			return err
+		}
 	}
 	raw, err := img.RawManifest()
 	if err != nil {
