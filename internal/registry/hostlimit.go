@@ -50,21 +50,35 @@ func (m *Manners) hostLimit(host string) *hostLimit {
 	return nil
 }
 
-func (l *hostLimit) acquire(req *http.Request) error {
+// acquire waits for a slot of l or, for an upload within a copy scope
+// (sc non-nil), for a ride on a body that copy holds open, whichever comes
+// first. It returns the ride's release func, or nil when it took a slot.
+//
+// Both are checked on every wake-up: an upload waiting for a slot while
+// its own download holds the host's only one must also notice a ride
+// freeing up, or it would wait for itself.
+func (l *hostLimit) acquire(req *http.Request, sc *copyScope) (func(), error) {
 	ctx := req.Context()
 	for {
+		l.mu.Lock()
+		freed := l.freed // taken first: a wake-up after this closes it
+		l.mu.Unlock()
+		if sc != nil {
+			if done, ok := sc.ride(l); ok {
+				return done, nil
+			}
+		}
 		l.mu.Lock()
 		if l.inUse < l.limit {
 			l.inUse++
 			l.mu.Unlock()
-			return nil
+			return nil, nil
 		}
-		freed := l.freed
 		l.mu.Unlock()
 		select {
 		case <-freed:
 		case <-ctx.Done():
-			return ctx.Err()
+			return nil, ctx.Err()
 		}
 	}
 }
@@ -72,6 +86,13 @@ func (l *hostLimit) acquire(req *http.Request) error {
 func (l *hostLimit) release() {
 	l.mu.Lock()
 	l.inUse--
+	l.mu.Unlock()
+	l.wake()
+}
+
+// wake tells every waiter to look again: a slot or a ride has freed up.
+func (l *hostLimit) wake() {
+	l.mu.Lock()
 	close(l.freed)
 	l.freed = make(chan struct{})
 	l.mu.Unlock()
@@ -120,6 +141,7 @@ func (sc *copyScope) ride(l *hostLimit) (func(), bool) {
 		sc.mu.Lock()
 		sc.rides[l]--
 		sc.mu.Unlock()
+		l.wake()
 	}), true
 }
 
@@ -127,6 +149,9 @@ func (sc *copyScope) holdBody(l *hostLimit, d int) {
 	sc.mu.Lock()
 	sc.bodies[l] += d
 	sc.mu.Unlock()
+	if d > 0 {
+		l.wake() // a ride is possible now
+	}
 }
 
 func hasBody(req *http.Request) bool {
@@ -145,18 +170,21 @@ func (t *limitTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 		return t.inner.RoundTrip(req)
 	}
 	sc := scopeOf(req)
-	if sc != nil && hasBody(req) {
-		if done, ok := sc.ride(l); ok {
-			resp, err := t.inner.RoundTrip(req)
-			done() // the answer to an upload needs no slot to be read
-			return resp, err
-		}
+	rider := sc
+	if !hasBody(req) {
+		rider = nil // only an upload may ride on its copy's download
 	}
-	if err := l.acquire(req); err != nil {
+	done, err := l.acquire(req, rider)
+	if err != nil {
 		if req.Body != nil {
 			req.Body.Close() // a RoundTripper must close the body, even on error
 		}
 		return nil, err
+	}
+	if done != nil {
+		resp, err := t.inner.RoundTrip(req)
+		done() // the answer to an upload needs no slot to be read
+		return resp, err
 	}
 	resp, err := t.inner.RoundTrip(req)
 	if err != nil {

@@ -197,7 +197,18 @@ func walkTarget(t *testing.T, src, dst *e2e.Registry, r int, full bool) {
 // false when the manifest cannot be read.
 func checkTag(t *testing.T, ref name.Reference, full bool, opts []remote.Option) (v1.Hash, bool) {
 	t.Helper()
-	d, err := remote.Get(ref, opts...)
+	// A killed client may leave its last manifest PUT still being handled
+	// by the registry, which creates the tag's directory (and so lists the
+	// tag) a moment before it writes the link inside: give such a write a
+	// bounded moment to finish before calling the tag unreadable.
+	var d *remote.Descriptor
+	var err error
+	for try := 0; try < 20; try++ {
+		if d, err = remote.Get(ref, opts...); err == nil {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 	if err != nil {
 		t.Errorf("%s: tag listed but manifest unreadable: %v", ref, err)
 		return v1.Hash{}, false
