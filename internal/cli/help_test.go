@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/spf13/cobra"
 )
 
 func execute(t *testing.T, args ...string) (string, error) {
@@ -16,6 +18,43 @@ func execute(t *testing.T, args ...string) (string, error) {
 	var out bytes.Buffer
 	err := Execute(context.Background(), args, strings.NewReader(""), &out, io.Discard)
 	return out.String(), err
+}
+
+// TestEveryCommandHasAnExample walks the whole command tree, including
+// commands other packages add later, and fails for any visible command
+// whose --help would show no example.
+func TestEveryCommandHasAnExample(t *testing.T) {
+	root := newRoot(&globals{stdin: strings.NewReader(""), stdout: io.Discard, stderr: io.Discard})
+	n := 0
+	walk(root, func(c *cobra.Command) {
+		if c.Hidden || c.Name() == "help" || strings.HasPrefix(c.Name(), "__") {
+			return
+		}
+		n++
+		if strings.TrimSpace(c.Example) == "" {
+			t.Errorf("%q has no Example: add one to its cobra.Command", c.CommandPath())
+			return
+		}
+		// Examples are command lines of this program (a line ending in
+		// "\\" continues on the next).
+		for _, l := range strings.Split(strings.ReplaceAll(c.Example, "\\\n", " "), "\n") {
+			l = strings.TrimSpace(l)
+			if l == "" || strings.HasPrefix(l, "#") || strings.HasPrefix(l, "kill ") {
+				continue
+			}
+			if !strings.Contains(l, "regmirror") {
+				t.Errorf("%q: example line %q does not run regmirror", c.CommandPath(), l)
+			}
+		}
+		help, err := execute(t, append(strings.Fields(c.CommandPath())[1:], "--help")...)
+		if err != nil || !strings.Contains(help, "Examples:") {
+			t.Errorf("%s --help: err %v, no Examples section:\n%s", c.CommandPath(), err, help)
+		}
+	})
+	// root, sync, version, completion and its four shells at least.
+	if n < 8 {
+		t.Errorf("walked %d commands, want at least 8", n)
+	}
 }
 
 func TestCompletionScripts(t *testing.T) {
