@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"strings"
 
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 )
@@ -57,5 +58,14 @@ func tlsAlert(err error) bool {
 		return true
 	}
 	var alert tls.AlertError
-	return errors.As(err, &alert)
+	if errors.As(err, &alert) {
+		return true
+	}
+	// Over HTTP/2 the alert can be lost: when the server sends it after
+	// the client's side of a TLS 1.3 handshake is done, net/http's HTTP/2
+	// client may see the connection closed before its first request and
+	// report only this unexported error, which can be recognised by its
+	// text alone. A connection closed before any request was answered is
+	// in practice a refused handshake.
+	return strings.Contains(err.Error(), "http2: client conn could not be established")
 }
