@@ -538,7 +538,7 @@ func TestAirgapCarriesSignaturesAndReferrers(t *testing.T) {
 	key := imagegen.NewSigningKey(t)
 	sigTag := registry.CosignTags(digest)[0]
 	imagegen.Push(t, a.src.Ref("app/web:"+sigTag), imagegen.Signature(t, key, a.src.Ref("app/web"), h), remoteOpts(a.src)...)
-	subject, err := remote.Head(mustRef(t, a.src.Ref("app/web:1.0")), remoteOpts(a.src)...)
+	subject, err := remote.Head(parseRef(t, a.src.Ref("app/web:1.0")), remoteOpts(a.src)...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -562,14 +562,14 @@ func TestAirgapCarriesSignaturesAndReferrers(t *testing.T) {
 		t.Errorf("import did not report 2 attachments:\n%s", res.Stderr)
 	}
 	sameDigests(t, a.src, dst, map[string]string{"app/web:1.0": "s/app/web:1.0", "app/web:" + sigTag: "s/app/web:" + sigTag})
-	tsig, err := remote.Image(mustRef(t, dst.Ref("s/app/web:"+sigTag)), remoteOpts(dst)...)
+	tsig, err := remote.Image(parseRef(t, dst.Ref("s/app/web:"+sigTag)), remoteOpts(dst)...)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if why := imagegen.VerifySignature(tsig, &key.PublicKey, e2e.SkopeoRawDigest(t, dst, "s/app/web:1.0")); why != "" {
 		t.Errorf("signature on B: %s", why)
 	}
-	refs, err := remote.Referrers(mustRef(t, dst.Ref("s/app/web@"+digest)).(name.Digest), remoteOpts(dst)...)
+	refs, err := remote.Referrers(parseRef(t, dst.Ref("s/app/web@"+digest)).(name.Digest), remoteOpts(dst)...)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -9,7 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
@@ -64,7 +63,7 @@ func TestReferrersThroughTheCLI(t *testing.T) {
 
 	// The signature on the target verifies with the key and vouches for
 	// the target's digest (the image was copied byte for byte).
-	tsig, err := remote.Image(mustRef(t, dst.Ref("mirror/signed:"+sigTag)), remoteOpts(dst)...)
+	tsig, err := remote.Image(parseRef(t, dst.Ref("mirror/signed:"+sigTag)), remoteOpts(dst)...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -87,13 +86,4 @@ func writeFile(t *testing.T, path, content string) {
 	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
 		t.Fatal(err)
 	}
-}
-
-func mustRef(t *testing.T, s string) name.Reference {
-	t.Helper()
-	r, err := name.ParseReference(s)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return r
 }
