@@ -18,7 +18,6 @@ import (
 
 // Defaults and limits, as dregsy has them.
 const (
-	defaultRelay       = "docker"
 	defaultListerItems = 100
 	defaultListerCache = time.Hour
 	minTaskInterval    = 30 * time.Second

@@ -155,7 +155,7 @@ func TestLoadDefaults(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if cfg.File != "cfg.yaml" || cfg.Relay != "docker" || cfg.Watch || cfg.CertsDir != "" {
+	if cfg.File != "cfg.yaml" || cfg.Relay != "" || cfg.Watch || cfg.CertsDir != "" {
 		t.Errorf("config %+v", cfg)
 	}
 	if cfg.Lister != (Lister{MaxItems: 100, CacheDuration: time.Hour}) {

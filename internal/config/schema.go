@@ -17,7 +17,7 @@ import (
 
 // config reads the top level.
 func (l *loader) config(root *yaml.Node) *Config {
-	cfg := &Config{File: l.file, Relay: defaultRelay, Retry: DefaultRetry}
+	cfg := &Config{File: l.file, Retry: DefaultRetry}
 	lister := Lister{MaxItems: defaultListerItems, CacheDuration: defaultListerCache}
 	var relay str
 	var tasksKey, tasksVal *yaml.Node

@@ -18,8 +18,9 @@ type Config struct {
 	// File is the name the configuration was loaded from (for messages).
 	File string
 
-	// Relay is dregsy's relay ("skopeo" or "docker"). regmirror always
-	// copies natively; the value is kept only to say so once.
+	// Relay is dregsy's relay ("skopeo" or "docker"; "" when the file
+	// sets none, dregsy's default being docker). regmirror always copies
+	// natively; the value is kept only to say so once.
 	Relay string
 	// Watch asks the daemon to reload the file when it changes.
 	Watch bool
