@@ -27,6 +27,7 @@ type hostLimit struct {
 	mu    sync.Mutex
 	limit int
 	inUse int
+	rides int           // uploads riding on a copy's download, all scopes
 	freed chan struct{} // closed (and replaced) whenever a slot frees
 }
 
@@ -129,18 +130,33 @@ func scopeOf(req *http.Request) *copyScope {
 }
 
 // ride reports whether an upload may go without a slot of l, and if so
-// counts it until the returned func is called.
+// counts it until the returned func is called. A copy rides at most once
+// per body it holds open, and the host carries at most its cap of rides at
+// once across all copies: a ride outlives its download (it waits for the
+// upload's answer after the download is drained and its slot freed), so
+// counting per copy alone would let finished copies' rides pile up on top
+// of new downloads.
 func (sc *copyScope) ride(l *hostLimit) (func(), bool) {
 	sc.mu.Lock()
 	defer sc.mu.Unlock()
 	if sc.rides[l] >= sc.bodies[l] {
 		return nil, false
 	}
+	l.mu.Lock()
+	if l.rides >= l.limit {
+		l.mu.Unlock()
+		return nil, false
+	}
+	l.rides++
+	l.mu.Unlock()
 	sc.rides[l]++
 	return sync.OnceFunc(func() {
 		sc.mu.Lock()
 		sc.rides[l]--
 		sc.mu.Unlock()
+		l.mu.Lock()
+		l.rides--
+		l.mu.Unlock()
 		l.wake()
 	}), true
 }
