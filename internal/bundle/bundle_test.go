@@ -24,6 +24,23 @@ var base = imagegen.Layer(1, 4096)
 
 // exportFrom pushes app:1 and app:2 (sharing a base layer) to an
 // in-process registry and exports them to out.
+// ownLayer is a layer exportFrom's images do not share (the 2048-byte
+// one; the last of them in the bundle manifest) and its digest.
+func ownLayer(t *testing.T, res *ExportResult) (Blob, v1.Hash) {
+	t.Helper()
+	var own Blob
+	for _, bl := range res.Manifest.Blobs {
+		if bl.Size == 2048 {
+			own = bl
+		}
+	}
+	h, err := v1.NewHash(own.Digest)
+	if err != nil {
+		t.Fatalf("the bundle holds no 2048-byte layer: %v", err)
+	}
+	return own, h
+}
+
 func exportFrom(t *testing.T, out string) (*regtest.Registry, *ExportResult) {
 	t.Helper()
 	src := regtest.New(t)
@@ -76,13 +93,7 @@ func TestExportVerifyAndTarForm(t *testing.T) {
 func TestVerifyReaderFailsTheLastRead(t *testing.T) {
 	dir := t.TempDir()
 	_, res := exportFrom(t, dir)
-	var layer Blob
-	for _, bl := range res.Manifest.Blobs {
-		if bl.Size == 2048 {
-			layer = bl
-		}
-	}
-	h, _ := v1.NewHash(layer.Digest)
+	layer, h := ownLayer(t, res)
 	p := filepath.Join(dir, blobName(h))
 	data, _ := os.ReadFile(p)
 	data[100] ^= 1
@@ -249,13 +260,7 @@ func TestVerifyCatchesAnEditedManifest(t *testing.T) {
 func TestInterruptedDirectoryExportResumes(t *testing.T) {
 	dir := t.TempDir()
 	src, res := exportFrom(t, dir)
-	var own Blob
-	for _, bl := range res.Manifest.Blobs {
-		if bl.Size == 2048 {
-			own = bl
-		}
-	}
-	h, _ := v1.NewHash(own.Digest)
+	_, h := ownLayer(t, res)
 	for _, p := range []string{ManifestFile, "index.json", blobName(h)} {
 		if err := os.Remove(filepath.Join(dir, filepath.FromSlash(p))); err != nil {
 			t.Fatal(err)

@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"encoding/json"
 	"fmt"
 	"io"
 
@@ -42,9 +41,7 @@ error.`,
 			}
 			r := checkResult(p)
 			if pf.output == "json" {
-				enc := json.NewEncoder(g.stdout)
-				enc.SetIndent("", "  ")
-				if err := enc.Encode(r); err != nil {
+				if err := writeJSON(g.stdout, r); err != nil {
 					return err
 				}
 			} else {

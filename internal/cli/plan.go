@@ -102,6 +102,14 @@ func makePlan(ctx context.Context, g *globals, tf *taskFlags, pf *planFlags) (*e
 	return e.Plan(ctx, tasks, engine.PlanOptions{Bytes: pf.bytes}), m, ctx.Err()
 }
 
+// writeJSON writes v as indented JSON: the --output json form of plan
+// and check.
+func writeJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
 func runPlan(ctx context.Context, g *globals, tf *taskFlags, pf *planFlags) error {
 	p, m, err := makePlan(ctx, g, tf, pf)
 	if err != nil {
@@ -109,9 +117,7 @@ func runPlan(ctx context.Context, g *globals, tf *taskFlags, pf *planFlags) erro
 	}
 	doc := planDocument(p, m.Pulls(), pf.bytes)
 	if pf.output == "json" {
-		enc := json.NewEncoder(g.stdout)
-		enc.SetIndent("", "  ")
-		if err := enc.Encode(doc); err != nil {
+		if err := writeJSON(g.stdout, doc); err != nil {
 			return err
 		}
 	} else {

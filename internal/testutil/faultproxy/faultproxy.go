@@ -220,10 +220,10 @@ func (p *Proxy) serve(w http.ResponseWriter, r *http.Request) {
 	p.reqs = append(p.reqs, rec)
 	p.mu.Unlock()
 
-	sw := &statusWriter{ResponseWriter: w}
+	sw := &regtest.StatusWriter{ResponseWriter: w}
 	defer func() {
 		p.mu.Lock()
-		p.reqs[idx].Status = sw.status
+		p.reqs[idx].Status = sw.Status
 		p.mu.Unlock()
 	}()
 	if fault == nil {
@@ -442,30 +442,3 @@ func (b *BlobHost) Requests() []http.Header {
 	defer b.mu.Unlock()
 	return append([]http.Header(nil), b.reqs...)
 }
-
-type statusWriter struct {
-	http.ResponseWriter
-	status int
-}
-
-func (w *statusWriter) WriteHeader(code int) {
-	if w.status == 0 {
-		w.status = code
-	}
-	w.ResponseWriter.WriteHeader(code)
-}
-
-func (w *statusWriter) Write(b []byte) (int, error) {
-	if w.status == 0 {
-		w.status = http.StatusOK
-	}
-	return w.ResponseWriter.Write(b)
-}
-
-func (w *statusWriter) Flush() {
-	if f, ok := w.ResponseWriter.(http.Flusher); ok {
-		f.Flush()
-	}
-}
-
-func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }

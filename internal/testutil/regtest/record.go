@@ -116,30 +116,31 @@ func Classify(method string, u *url.URL) (kind Kind, repo, ref string) {
 	return KindOther, "", ""
 }
 
-// statusWriter captures the status code written through it.
-type statusWriter struct {
+// StatusWriter captures the status code written through it (Status), for
+// handlers in front of a registry that record what it answered.
+type StatusWriter struct {
 	http.ResponseWriter
-	status int
+	Status int
 }
 
-func (w *statusWriter) WriteHeader(code int) {
-	if w.status == 0 && (code >= 200 || code == http.StatusSwitchingProtocols) {
-		w.status = code
+func (w *StatusWriter) WriteHeader(code int) {
+	if w.Status == 0 && (code >= 200 || code == http.StatusSwitchingProtocols) {
+		w.Status = code
 	}
 	w.ResponseWriter.WriteHeader(code)
 }
 
-func (w *statusWriter) Write(b []byte) (int, error) {
-	if w.status == 0 {
-		w.status = http.StatusOK
+func (w *StatusWriter) Write(b []byte) (int, error) {
+	if w.Status == 0 {
+		w.Status = http.StatusOK
 	}
 	return w.ResponseWriter.Write(b)
 }
 
 // Flush implements http.Flusher when the underlying writer does.
-func (w *statusWriter) Flush() {
-	if w.status == 0 {
-		w.status = http.StatusOK
+func (w *StatusWriter) Flush() {
+	if w.Status == 0 {
+		w.Status = http.StatusOK
 	}
 	if f, ok := w.ResponseWriter.(http.Flusher); ok {
 		f.Flush()
@@ -147,7 +148,7 @@ func (w *statusWriter) Flush() {
 }
 
 // Unwrap lets http.ResponseController reach the underlying writer.
-func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+func (w *StatusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 // recordingHandler logs every request to r before passing it to next.
 func (r *Registry) recordingHandler(next http.Handler) http.Handler {
@@ -166,9 +167,9 @@ func (r *Registry) recordingHandler(next http.Handler) http.Handler {
 		})
 		r.mu.Unlock()
 
-		sw := &statusWriter{ResponseWriter: w}
+		sw := &StatusWriter{ResponseWriter: w}
 		defer func() {
-			status := sw.status
+			status := sw.Status
 			if status == 0 {
 				status = http.StatusOK
 			}
