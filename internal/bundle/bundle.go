@@ -21,6 +21,10 @@ var ErrCorrupt = errors.New("corrupt blob")
 // this bundle nor, for import, on the target.
 var ErrMissing = errors.New("missing from the bundle")
 
+// ErrExists is returned by Export when its output is already a finished
+// bundle: export writes new bundles only.
+var ErrExists = errors.New("already exists")
+
 // Bundle is an opened bundle, read-only.
 type Bundle struct {
 	Path     string

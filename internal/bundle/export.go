@@ -100,7 +100,7 @@ func Export(ctx context.Context, o ExportOptions) (*ExportResult, error) {
 		done = out
 	}
 	if _, err := os.Stat(done); err == nil {
-		return nil, fmt.Errorf("%s already exists: export writes a new bundle; choose another --output", out)
+		return nil, fmt.Errorf("%s %w: export writes a new bundle; choose another --output", out, ErrExists)
 	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err

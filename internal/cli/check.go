@@ -33,7 +33,7 @@ error.`,
 
   # machine-readable
   regmirror check --config dregsy.yaml --output json`,
-		Args: cobra.NoArgs,
+		Args: positional(),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			p, _, err := makePlan(cmd.Context(), g, &tf, &pf)
 			if err != nil {

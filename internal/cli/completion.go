@@ -1,6 +1,8 @@
 package cli
 
 import (
+	"strings"
+
 	"github.com/spf13/cobra"
 )
 
@@ -32,17 +34,9 @@ func finishTree(root *cobra.Command, g *globals) {
 			continue
 		}
 		c.Example = completionExamples["completion"]
-		// cobra prints help and exits 0 for `completion tcsh`; a
-		// script deserves an error (exit 2).
-		c.Args = cobra.ArbitraryArgs
-		c.RunE = func(cmd *cobra.Command, args []string) error {
-			if len(args) == 0 {
-				return cmd.Help()
-			}
-			return usageErr("completion %q: unknown shell: want bash, zsh, fish or powershell", args[0])
-		}
 		for _, sh := range c.Commands() {
 			sh.Example = completionExamples[sh.Name()]
+			sh.Args = positional()
 		}
 	}
 	fixed := func(vals ...string) cobra.CompletionFunc {
@@ -50,7 +44,16 @@ func finishTree(root *cobra.Command, g *globals) {
 	}
 	_ = root.RegisterFlagCompletionFunc("log-format", fixed("text", "json"))
 	_ = root.RegisterFlagCompletionFunc("log-level", fixed("debug", "info", "warn", "error"))
+	// Usage shows "regmirror config [command]", not the group's own
+	// run (which only prints help or rejects an unknown subcommand).
+	root.SetUsageTemplate(strings.Replace(root.UsageTemplate(), "{{if .Runnable}}", "{{if and .Runnable (not .HasAvailableSubCommands)}}", 1))
 	walk(root, func(c *cobra.Command) {
+		// A command that only groups others (the root, config,
+		// completion): an unknown subcommand is a usage error (exit 2).
+		// cobra prints help and exits 0 for `completion tcsh`.
+		if c.HasSubCommands() && !c.Runnable() {
+			groupRun(c)
+		}
 		if c.Flags().Lookup("config") != nil {
 			_ = c.MarkFlagFilename("config", "yaml", "yml")
 		}

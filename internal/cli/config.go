@@ -16,7 +16,6 @@ func newConfigCmd(g *globals) *cobra.Command {
 		Use:     "config",
 		Short:   "Inspect a configuration file",
 		Example: `  regmirror config print --config dregsy.yaml`,
-		Args:    cobra.NoArgs,
 	}
 	cmd.AddCommand(newConfigPrintCmd(g))
 	return cmd
@@ -32,7 +31,7 @@ expanded, password files read, auth decoded, defaults filled in), validates
 it, and prints the result as YAML. Passwords, tokens and dregsy auth strings
 are printed as REDACTED. Exit code 2 when the file does not load.`,
 		Example: `  regmirror config print --config dregsy.yaml`,
-		Args:    cobra.NoArgs,
+		Args:    positional(),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			log, err := g.logger("text")
 			if err != nil {

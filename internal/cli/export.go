@@ -3,6 +3,7 @@ package cli
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -41,7 +42,7 @@ Exit codes: 0 every image was exported; 1 some image failed (the bundle
 holds the others); 2 usage or configuration error.`,
 		Example: `  regmirror export --config dregsy.yaml --output bundle-1.tar
   regmirror export --config dregsy.yaml --output bundle-2.tar --since bundle-1.tar`,
-		Args: cobra.NoArgs,
+		Args: positional(),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if output == "" {
 				return usageErr("--output is required")
@@ -93,6 +94,9 @@ holds the others); 2 usage or configuration error.`,
 			bar.Stop()
 			if res != nil && res.Report != nil {
 				logSummary(log, res.Report)
+			}
+			if errors.Is(err, bundle.ErrExists) {
+				return &UsageError{err}
 			}
 			if err != nil {
 				return err

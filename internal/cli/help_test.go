@@ -15,21 +15,35 @@ import (
 
 func execute(t *testing.T, args ...string) (string, error) {
 	t.Helper()
-	var out bytes.Buffer
-	err := Execute(context.Background(), args, strings.NewReader(""), &out, io.Discard)
-	return out.String(), err
+	stdout, _, err := executeAll(args...)
+	return stdout, err
+}
+
+// walkVisible calls f for every command a user sees (not help, not the
+// hidden completion helpers), including commands added later.
+func walkVisible(f func(*cobra.Command)) {
+	root := newRoot(&globals{stdin: strings.NewReader(""), stdout: io.Discard, stderr: io.Discard})
+	walk(root, func(c *cobra.Command) {
+		if !c.Hidden && c.Name() != "help" && !strings.HasPrefix(c.Name(), "__") {
+			f(c)
+		}
+	})
+}
+
+// executeAll runs a command line with empty stdin and returns what it
+// printed on stdout and stderr.
+func executeAll(args ...string) (stdout, stderr string, err error) {
+	var out, errb bytes.Buffer
+	err = Execute(context.Background(), args, strings.NewReader(""), &out, &errb)
+	return out.String(), errb.String(), err
 }
 
 // TestEveryCommandHasAnExample walks the whole command tree, including
 // commands other packages add later, and fails for any visible command
 // whose --help would show no example.
 func TestEveryCommandHasAnExample(t *testing.T) {
-	root := newRoot(&globals{stdin: strings.NewReader(""), stdout: io.Discard, stderr: io.Discard})
 	n := 0
-	walk(root, func(c *cobra.Command) {
-		if c.Hidden || c.Name() == "help" || strings.HasPrefix(c.Name(), "__") {
-			return
-		}
+	walkVisible(func(c *cobra.Command) {
 		n++
 		if strings.TrimSpace(c.Example) == "" {
 			t.Errorf("%q has no Example: add one to its cobra.Command", c.CommandPath())

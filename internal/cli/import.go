@@ -44,7 +44,7 @@ Exit codes: 0 every image is on the target; 1 some image failed (the others
 were imported); 2 usage or configuration error.`,
 		Example: `  regmirror import --to registry.internal:5000/mirror bundle-1.tar
   regmirror import --config dregsy.yaml bundle-2.tar`,
-		Args: cobra.ExactArgs(1),
+		Args: positional("BUNDLE"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if (to == "") == (cfgPath == "") {
 				return usageErr("give exactly one of --to and --config")

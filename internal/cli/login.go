@@ -48,7 +48,7 @@ host, as docker does. A rejected login changes nothing and exits 1.`,
 
   # a registry of your own
   printf '%s' "$REG_PASSWORD" | regmirror login -u mirror --password-stdin reg.example.com`,
-		Args: cobra.ExactArgs(1),
+		Args: positional("REGISTRY"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			log, err := g.logger("text")
 			if err != nil {
@@ -105,7 +105,7 @@ func newLogoutCmd(g *globals) *cobra.Command {
 		Use:     "logout REGISTRY",
 		Short:   "Remove a registry's credentials from docker's config.json",
 		Example: `  regmirror logout europe-west1-docker.pkg.dev`,
-		Args:    cobra.ExactArgs(1),
+		Args:    positional("REGISTRY"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			host, key := credentialKey(args[0])
 			cf, err := dockerconfig.Load(dockerconfig.Dir())

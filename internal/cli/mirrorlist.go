@@ -72,7 +72,7 @@ failed (all others were still attempted); 2 usage error, nothing done.`,
   # a plain-HTTP target, results as JSON for a script
   regmirror mirror-list --insecure-registry reg.local:5000 --from src.io/team --to reg.local:5000/team \
     --report result.json images.txt`,
-		Args: cobra.ExactArgs(1),
+		Args: positional("FILE"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if !cmd.Flags().Changed("log-level") && os.Getenv("LOG_LEVEL") == "" {
 				// The per-line results go to stdout; the log keeps

@@ -61,7 +61,7 @@ fail (its source or target cannot be read); 2 usage or configuration error.`,
 
   # the same as a dry run of sync
   regmirror sync --config dregsy.yaml --dry-run`,
-		Args: cobra.NoArgs,
+		Args: positional(),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return runPlan(cmd.Context(), g, &tf, &pf)
 		},

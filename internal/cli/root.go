@@ -66,6 +66,10 @@ type globals struct {
 func Execute(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	g := &globals{stdin: stdin, stdout: stdout, stderr: stderr}
 	root := newRoot(g)
+	if err := dregsyFlagHint(root, args); err != nil {
+		fmt.Fprintf(stderr, "regmirror: %v\n", err)
+		return err
+	}
 	root.SetArgs(args)
 	root.SetIn(stdin)
 	root.SetOut(stdout)
@@ -103,6 +107,7 @@ and the source with HEAD requests first, and copies only what differs.`,
 		SilenceErrors: true,
 	}
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return &UsageError{err} })
+	root.SetHelpCommand(newHelpCmd())
 	pf := root.PersistentFlags()
 	pf.StringVar(&g.logFormat, "log-format", envOr("LOG_FORMAT", ""), "log format: text or json (default text on a terminal or for one-shot commands; env LOG_FORMAT)")
 	pf.StringVar(&g.logLevel, "log-level", envOr("LOG_LEVEL", "info"), "log level: debug, info, warn or error (env LOG_LEVEL)")

@@ -68,7 +68,7 @@ HTTP endpoints on --listen: /healthz, /readyz, /metrics (Prometheus) and
 		Example: `  regmirror serve --config dregsy.yaml
   regmirror serve --config dregsy.yaml --listen 0.0.0.0:9090
   kill -HUP $(pidof regmirror)    # reload the configuration`,
-		Args: cobra.NoArgs,
+		Args: positional(),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			def := "json"
 			if progress.IsTerminal(g.stderr) {

@@ -45,7 +45,7 @@ failed (all others were still attempted); 2 usage or configuration error.`,
 
   # pod 2 of an Indexed Job with 3 completions runs its third of the tasks
   regmirror sync --config /config.yaml --shard "$JOB_COMPLETION_INDEX/3"`,
-		Args: cobra.NoArgs,
+		Args: positional(),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if dryRun {
 				pf.jobs, pf.platformCache = jobs, platformCache

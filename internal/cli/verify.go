@@ -23,7 +23,7 @@ Exit codes: 0 the bundle is intact; 1 a problem was found (each is
 printed); 2 usage error or not a bundle.`,
 		Example: `  regmirror verify bundle-1.tar
   regmirror verify /media/transfer/bundle-2`,
-		Args: cobra.ExactArgs(1),
+		Args: positional("BUNDLE"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			b, err := bundle.Open(args[0])
 			if err != nil {

@@ -35,7 +35,7 @@ func newVersionCmd(g *globals) *cobra.Command {
 		Use:     "version",
 		Short:   "Print the version",
 		Example: "  regmirror version",
-		Args:    cobra.NoArgs,
+		Args:    positional(),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			fmt.Fprintf(g.stdout, "regmirror %s %s %s/%s\n", Version(), runtime.Version(), runtime.GOOS, runtime.GOARCH)
 			return nil
