@@ -21,13 +21,14 @@ func newCheckCmd(g *globals) *cobra.Command {
 with tag lists and HEAD requests only (no pull, nothing written), and prints
 what differs: tags missing on the target, and tags whose digests differ.
 
-An image of a platform mapping whose index is not in the platform cache
-cannot be verified without a pull; it is listed as unverified and does not
-make the check fail. Run sync once (it fills the cache) to verify them.
+A tag the target does not have is missing, whatever else is known. A tag
+the target has, of a platform mapping whose index is not in the platform
+cache, cannot be verified without a pull: it is listed as unverified and
+makes the check fail. Run sync once (it fills the cache) to verify them.
 
 Exit codes: 0 the target holds every selected image with the source's
-digest; 1 something differs or could not be read; 2 usage or configuration
-error.`,
+digest, each verified; 1 something is missing, differs, is unverified or
+could not be read; 2 usage or configuration error.`,
 		Example: `  # in a monitoring job: non-zero exit when the mirror is behind
   regmirror check --config dregsy.yaml
 
@@ -48,7 +49,7 @@ error.`,
 				writeCheckText(g.stdout, r)
 			}
 			if !r.InSync {
-				return fmt.Errorf("%w: %d missing, %d differ, %d failed", ErrSyncFailed, len(r.Missing), len(r.Differ), len(r.Failed))
+				return fmt.Errorf("%w: %d missing, %d differ, %d failed, %d unverified", ErrSyncFailed, len(r.Missing), len(r.Differ), len(r.Failed), len(r.Unverified))
 			}
 			return nil
 		},
@@ -77,17 +78,19 @@ func checkResult(p *engine.Plan) checkDoc {
 		im := planImage{Source: it.Source, Target: it.Target, Tag: it.Tag, Action: string(it.Action), Reason: it.Reason,
 			SourceDigest: it.SourceDigest, TargetDigest: it.TargetDigest, Registry: it.Registry}
 		switch {
-		case it.Action == engine.WouldCopy && it.TargetDigest == "":
-			d.Missing = append(d.Missing, im)
-		case it.Action == engine.WouldCopy:
-			d.Differ = append(d.Differ, im)
 		case it.Action == engine.WouldFail:
 			d.Failed = append(d.Failed, im)
-		case it.Action == engine.Unknown:
+		case it.Verdict == engine.VerdictMissing:
+			d.Missing = append(d.Missing, im)
+		case it.Verdict == engine.VerdictCopy:
+			d.Differ = append(d.Differ, im)
+		case it.Verdict == engine.VerdictUnknown:
 			d.Unverified = append(d.Unverified, im)
 		}
 	}
-	d.InSync = len(d.Missing)+len(d.Differ)+len(d.Failed) == 0
+	// In sync means every image verified present and current: an
+	// unverified one may be neither.
+	d.InSync = len(d.Missing)+len(d.Differ)+len(d.Failed)+len(d.Unverified) == 0
 	return d
 }
 

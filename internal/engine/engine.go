@@ -10,7 +10,6 @@ package engine
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -276,7 +275,7 @@ type job struct {
 // when all images are done or ctx is cancelled; cancelled images are
 // reported as failed.
 func (e *Engine) Run(ctx context.Context, tasks []Task) *Report {
-	jobs, repos := e.plan(ctx, tasks)
+	jobs, repos := e.expand(ctx, tasks)
 	if e.onPlanned != nil {
 		e.onPlanned(len(jobs))
 	}
@@ -320,16 +319,16 @@ func (e *Engine) Run(ctx context.Context, tasks []Task) *Report {
 	return rep
 }
 
-// plan expands every mapping into the repositories it names (listing the
+// expand turns every mapping into the repositories it names (listing the
 // source's catalog for a regex: From), then lists and filters the tags of
 // each repository; both steps run concurrently.
-func (e *Engine) plan(ctx context.Context, tasks []Task) ([]job, []*repoPlan) {
+func (e *Engine) expand(ctx context.Context, tasks []Task) ([]job, []*expandedRepo) {
 	run := e.runs.Add(1)
 	var (
 		mu    sync.Mutex
 		jobs  []job
 		repos []job // one per repository, order[3] == -1
-		plans = make([]*repoPlan, 0)
+		plans = make([]*expandedRepo, 0)
 	)
 	add := func(dst *[]job, js ...job) {
 		mu.Lock()
@@ -352,7 +351,7 @@ func (e *Engine) plan(ctx context.Context, tasks []Task) ([]job, []*repoPlan) {
 	_ = g.Wait()
 	for i := range repos {
 		g.Go(func() error {
-			js, rp := e.planRepo(ctx, repos[i])
+			js, rp := e.expandRepo(ctx, repos[i])
 			add(&jobs, js...)
 			mu.Lock()
 			plans = append(plans, rp)
@@ -361,13 +360,13 @@ func (e *Engine) plan(ctx context.Context, tasks []Task) ([]job, []*repoPlan) {
 		})
 	}
 	_ = g.Wait()
-	slices.SortFunc(plans, func(a, b *repoPlan) int { return slices.Compare(a.order[:], b.order[:]) })
+	slices.SortFunc(plans, func(a, b *expandedRepo) int { return slices.Compare(a.order[:], b.order[:]) })
 	return jobs, plans
 }
 
-// repoPlan is what planning learnt about one repository of a mapping;
+// expandedRepo is what expansion learnt about one repository of a mapping;
 // prune needs it.
-type repoPlan struct {
+type expandedRepo struct {
 	order   [3]int // task, mapping, repository
 	task    *Task
 	mapping *Mapping // the repository's own mapping
@@ -378,7 +377,7 @@ type repoPlan struct {
 	listed  bool
 	// selected are the target references the repository's jobs write.
 	selected []string
-	// err is set when planning failed (the tag listing).
+	// err is set when expansion failed (the tag listing).
 	err error
 }
 
@@ -465,12 +464,12 @@ func mappingName(t *Task, mi int) string {
 	return fmt.Sprintf("task %q, mapping at %s (from %s)", t.Name, where, m.From)
 }
 
-// planRepo lists and filters the tags of one repository.
-func (e *Engine) planRepo(ctx context.Context, base job) ([]job, *repoPlan) {
+// expandRepo lists and filters the tags of one repository into its jobs.
+func (e *Engine) expandRepo(ctx context.Context, base job) ([]job, *expandedRepo) {
 	t, m, src, dst := base.task, base.mapping, base.src, base.dst
 	base.srcR, base.dstR = src.Ref(m.From, ""), refOf(dst, m.To, "")
-	rp := &repoPlan{order: [3]int(base.order[:3]), task: t, mapping: m, src: src, dst: dst}
-	fail := func(err error) ([]job, *repoPlan) {
+	rp := &expandedRepo{order: [3]int(base.order[:3]), task: t, mapping: m, src: src, dst: dst}
+	fail := func(err error) ([]job, *expandedRepo) {
 		base.preResolved = err
 		rp.err = err
 		return []job{base}, rp
@@ -586,78 +585,17 @@ func (e *Engine) syncImage(ctx context.Context, j *job) (Status, string, int64, 
 
 // syncManifest makes the target hold what the source holds for one reference.
 func (e *Engine) syncManifest(ctx context.Context, j *job) (Status, string, int64, error) {
-	m := j.mapping
-	srcRef, dstRef := j.ref.Source(), j.ref.Target()
-
-	// What does the target hold? Asked at once, alongside the source: a
-	// run with nothing to do is two HEADs per tag, and this halves its
-	// latency. When the source then fails, the answer is just dropped.
-	type head struct {
-		d   v1.Descriptor
-		err error
+	d, art, err := e.observe(ctx, j, observeOptions{fetchIndex: true})
+	if err != nil {
+		return "", "", 0, err
 	}
-	target := make(chan head, 1)
-	go func() {
-		d, err := j.dst.Head(ctx, m.To, dstRef)
-		target <- head{d, err}
-	}()
-
-	// What should the target hold? A pinned digest answers without asking
-	// the source; otherwise a HEAD does, which costs no Docker Hub pull.
-	want := j.ref.Digest
-	var wantIsIndex bool
-	if want == "" {
-		sd, err := j.src.Head(ctx, m.From, srcRef)
-		if err != nil {
-			return "", "", 0, fmt.Errorf("source %s: %w", j.srcR, err)
-		}
-		want, wantIsIndex = sd.Digest.String(), sd.MediaType.IsIndex()
-	}
-
-	// fetch returns what to copy: the manifest behind the reference or,
-	// for a platform mapping, that platform's image out of the index.
-	platform := ""
-	if m.Platform != nil {
-		platform = m.Platform.String()
-	}
-	fetch := func() (*registry.Artifact, error) {
-		a, err := j.src.Fetch(ctx, m.From, srcRef)
-		if err != nil || m.Platform == nil {
-			return a, err
-		}
-		img, err := registry.SelectPlatform(a, *m.Platform)
-		if err == nil && a.Index != nil {
-			e.platforms.put(a.Desc.Digest.String(), platform, img.Desc.Digest.String())
-		}
-		return img, err
-	}
-
-	var art *registry.Artifact
-	if m.Platform != nil {
-		if cached, ok := e.platforms.get(want, platform); ok {
-			want = cached
-		} else if wantIsIndex || j.ref.Digest != "" {
-			// The platform's own digest is only in the index manifest,
-			// so it has to be fetched (once: then it is cached).
-			var err error
-			if art, err = fetch(); err != nil {
-				return "", "", 0, fmt.Errorf("source %s: %w", j.srcR, err)
-			}
-			want = art.Desc.Digest.String()
-		}
-	}
-
-	th := <-target
-	td, err := th.d, th.err
-	switch {
-	case err == nil && td.Digest.String() == want:
+	want := d.SourceDigest
+	if d.Verdict == VerdictSkip {
 		return Skipped, want, 0, nil
-	case err != nil && !errors.Is(err, registry.ErrNotFound):
-		return "", "", 0, fmt.Errorf("target %s: %w", j.dstR, err)
 	}
-
+	m := j.mapping
 	if art == nil {
-		if art, err = fetch(); err != nil {
+		if art, err = e.fetch(ctx, j); err != nil {
 			return "", "", 0, fmt.Errorf("source %s: %w", j.srcR, err)
 		}
 		if got := art.Desc.Digest.String(); got != want {
@@ -669,7 +607,7 @@ func (e *Engine) syncManifest(ctx context.Context, j *job) (Status, string, int6
 			want = got
 		}
 	}
-	n, err := j.dst.Push(ctx, m.To, dstRef, art)
+	n, err := j.dst.Push(ctx, m.To, j.ref.Target(), art)
 	if err != nil {
 		return "", want, n, fmt.Errorf("copying %s to %s: %w", j.srcR, j.dstR, err)
 	}

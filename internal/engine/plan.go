@@ -2,7 +2,6 @@ package engine
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"slices"
 
@@ -42,6 +41,9 @@ type PlanOptions struct {
 type PlanItem struct {
 	Task, Source, Target, Tag string
 	Action                    Action
+	// Verdict is the copy decision behind Action (empty for a fail): it
+	// tells an image the target lacks from one whose digest differs.
+	Verdict Verdict
 	// Reason says why: "missing on target", "digest differs", the error.
 	Reason       string
 	SourceDigest string
@@ -81,7 +83,7 @@ type Plan struct {
 // Plan works out what Run would do with tasks, sending only tag lists and
 // HEAD requests (and, with o.Bytes, manifest GETs for images to copy).
 func (e *Engine) Plan(ctx context.Context, tasks []Task, o PlanOptions) *Plan {
-	jobs, repos := e.plan(ctx, tasks)
+	jobs, repos := e.expand(ctx, tasks)
 	slices.SortStableFunc(jobs, func(a, b job) int { return slices.Compare(a.order[:], b.order[:]) })
 	p := &Plan{Items: make([]PlanItem, len(jobs))}
 	g := errgroup.Group{}
@@ -135,70 +137,27 @@ func (e *Engine) planImage(ctx context.Context, j *job, o PlanOptions) PlanItem 
 	if j.preResolved != nil {
 		return fail(j.preResolved)
 	}
-	m := j.mapping
-	srcRef, dstRef := j.ref.Source(), j.ref.Target()
-
-	// A pinned digest is asked for too: a HEAD costs nothing and tells
-	// whether the source still has it and whether it is an index.
-	sd, err := j.src.Head(ctx, m.From, srcRef)
+	d, art, err := e.observe(ctx, j, observeOptions{headPinned: true, fetchIndex: o.Bytes})
 	if err != nil {
-		return fail(fmt.Errorf("source %s: %w", j.srcR, err))
+		return fail(err)
 	}
-	want, isIndex := sd.Digest.String(), sd.MediaType.IsIndex()
-	it.SourceDigest = want
-
-	var art *registry.Artifact
-	platformPulls := 0
-	if m.Platform != nil && (isIndex || j.ref.Digest != "") {
-		platformPulls = 2 // the index, then the platform's image manifest
-		if !isIndex {
-			platformPulls = 1
-		}
-		platform := m.Platform.String()
-		if cached, ok := e.platforms.get(want, platform); ok {
-			want = cached
-		} else if o.Bytes {
-			if art, err = e.fetchFor(ctx, j, srcRef); err != nil {
-				return fail(fmt.Errorf("source %s: %w", j.srcR, err))
-			}
-			want = art.Desc.Digest.String()
-		} else {
-			it.Action, it.Pulls = Unknown, 1
-			it.Reason = "the platform image's digest is only in the index manifest, which is not in the platform cache; a sync spends 1 pull to learn it (plan --bytes fetches it)"
-			if td, err := j.dst.Head(ctx, m.To, dstRef); err == nil {
-				it.TargetDigest = td.Digest.String()
-			}
-			return it
-		}
-		it.SourceDigest = want
-	}
-
-	td, err := j.dst.Head(ctx, m.To, dstRef)
-	switch {
-	case err == nil && td.Digest.String() == want:
-		it.Action, it.TargetDigest = WouldSkip, want
+	it.Verdict, it.Reason = d.Verdict, d.Reason
+	it.SourceDigest, it.TargetDigest = d.SourceDigest, d.TargetDigest
+	it.Pulls, it.PullsExact = d.Pulls, d.PullsExact
+	switch d.Verdict {
+	case VerdictSkip:
+		it.Action = WouldSkip
 		return it
-	case err == nil:
-		it.Action, it.Reason, it.TargetDigest = WouldCopy, "digest differs", td.Digest.String()
-	case errors.Is(err, registry.ErrNotFound):
-		it.Action, it.Reason = WouldCopy, "missing on target"
-	default:
-		return fail(fmt.Errorf("target %s: %w", j.dstR, err))
+	case VerdictUnknown:
+		it.Action = Unknown
+		return it
 	}
-
-	switch {
-	case platformPulls > 0:
-		it.Pulls, it.PullsExact = platformPulls, true
-	case isIndex:
-		it.Pulls = 1 // and one per platform image the target lacks
-	default:
-		it.Pulls, it.PullsExact = 1, true
-	}
+	it.Action = WouldCopy
 	if !o.Bytes {
 		return it
 	}
 	if art == nil {
-		if art, err = e.fetchFor(ctx, j, srcRef); err != nil {
+		if art, err = e.fetch(ctx, j); err != nil {
 			return fail(fmt.Errorf("source %s: %w", j.srcR, err))
 		}
 	}
@@ -206,21 +165,6 @@ func (e *Engine) planImage(ctx context.Context, j *job, o PlanOptions) PlanItem 
 		return fail(fmt.Errorf("measuring %s: %w", j.srcR, err))
 	}
 	return it
-}
-
-// fetchFor fetches what a sync of j would copy: the manifest, or a platform
-// mapping's image out of its index (remembered in the platform cache).
-func (e *Engine) fetchFor(ctx context.Context, j *job, ref string) (*registry.Artifact, error) {
-	m := j.mapping
-	a, err := j.src.Fetch(ctx, m.From, ref)
-	if err != nil || m.Platform == nil {
-		return a, err
-	}
-	img, err := registry.SelectPlatform(a, *m.Platform)
-	if err == nil && a.Index != nil {
-		e.platforms.put(a.Desc.Digest.String(), m.Platform.String(), img.Desc.Digest.String())
-	}
-	return img, err
 }
 
 // measure counts the blobs of art and asks the target which it holds.

@@ -153,20 +153,44 @@ func TestPlanBytesPredictsSync(t *testing.T) {
 }
 
 // A platform mapping whose index digest is not cached is "unknown" without
-// Bytes (its platform digest is only in the index manifest), and the plan
-// still sends no GET.
+// Bytes when the target holds an image (which one it should hold is only
+// in the index manifest), but "missing" when the target answers 404:
+// nothing in the index can make a missing image current. Neither sends a
+// GET.
 func TestPlanPlatformUnknownWithoutCache(t *testing.T) {
-	src, _, task := planSetup(t)
+	src, dst, task := planSetup(t)
 	task.Mappings[0] = engine.Mapping{From: "a/app", To: "m/app", Tags: tags(t, "multi"), Platform: &arm64}
 	p := newEngine().Plan(ctx(t), []engine.Task{task}, engine.PlanOptions{})
-	if len(p.Items) != 1 || p.Items[0].Action != engine.Unknown {
-		t.Fatalf("items %+v, want one unknown", p.Items)
+	if len(p.Items) != 1 {
+		t.Fatalf("items %+v, want one", p.Items)
+	}
+	if it := p.Items[0]; it.Action != engine.WouldCopy || it.Verdict != engine.VerdictMissing || it.Reason != "missing on target" || it.Pulls != 2 || !it.PullsExact {
+		t.Errorf("target lacks the tag: %+v, want copy (missing on target), 2 pulls exactly", it)
+	}
+	if n := src.Count(regtest.KindManifestGet); n != 0 {
+		t.Errorf("%d manifest GETs", n)
+	}
+
+	imagegen.Push(t, dst.Ref("m/app:multi"), imagegen.Image(97, 1, 512))
+	src.Reset()
+	p = newEngine().Plan(ctx(t), []engine.Task{task}, engine.PlanOptions{})
+	if it := p.Items[0]; it.Action != engine.Unknown || it.Verdict != engine.VerdictUnknown || it.TargetDigest == "" {
+		t.Errorf("target holds an image: %+v, want unknown with its digest", it)
 	}
 	if n := src.Count(regtest.KindManifestGet); n != 0 {
 		t.Errorf("%d manifest GETs", n)
 	}
 	p = newEngine().Plan(ctx(t), []engine.Task{task}, engine.PlanOptions{Bytes: true})
-	if it := p.Items[0]; it.Action != engine.WouldCopy || it.Pulls != 2 || it.Blobs != 3 || it.BlobsPresent != 1 {
-		t.Errorf("with bytes: %+v, want copy with 2 pulls, 3 blobs (config, base, own layer), 1 present (base)", it)
+	if it := p.Items[0]; it.Action != engine.WouldCopy || it.Verdict != engine.VerdictCopy || it.Pulls != 2 || it.Blobs != 3 || it.BlobsPresent != 1 {
+		t.Errorf("with bytes: %+v, want copy (digest differs) with 2 pulls, 3 blobs (config, base, own layer), 1 present (base)", it)
+	}
+}
+
+// A skip costs no pull, and the plan knows that exactly.
+func TestPlanSkipCostsNoPullsExactly(t *testing.T) {
+	_, _, task := planSetup(t)
+	it := byTag(newEngine().Plan(ctx(t), []engine.Task{task}, engine.PlanOptions{}))["1.0"]
+	if it.Action != engine.WouldSkip || it.Pulls != 0 || !it.PullsExact {
+		t.Errorf("1.0: %s, %d pulls, exact %v; want skip, 0 pulls exactly", it.Action, it.Pulls, it.PullsExact)
 	}
 }

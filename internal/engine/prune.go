@@ -44,7 +44,7 @@ type PruneItem struct {
 
 // pruneCandidates works out what prune would delete from mp's target.
 // A non-nil error means prune must not run for the mapping.
-func (e *Engine) pruneCandidates(ctx context.Context, mp *repoPlan, written writtenTags) ([]PruneItem, error) {
+func (e *Engine) pruneCandidates(ctx context.Context, mp *expandedRepo, written writtenTags) ([]PruneItem, error) {
 	m := mp.mapping
 	switch {
 	case mp.err != nil:
@@ -128,7 +128,7 @@ func (e *Engine) pruneCandidates(ctx context.Context, mp *repoPlan, written writ
 // target store and repository.
 type writtenTags map[string]bool
 
-func newWrittenTags(repos []*repoPlan) writtenTags {
+func newWrittenTags(repos []*expandedRepo) writtenTags {
 	w := writtenTags{}
 	for _, rp := range repos {
 		if rp.dst == nil {
@@ -157,7 +157,7 @@ func (w writtenTags) has(dst registry.Store, repo, tag string) bool {
 
 // pruneAll prunes every mapping that asks for it and whose images all
 // synced, and reports one result per deleted tag (or a failure).
-func (e *Engine) pruneAll(ctx context.Context, repos []*repoPlan, results []Result) []Result {
+func (e *Engine) pruneAll(ctx context.Context, repos []*expandedRepo, results []Result) []Result {
 	failed := map[*Mapping]int{}
 	for _, r := range results {
 		if r.Status == Failed && r.mapping != nil {
@@ -195,7 +195,7 @@ func (e *Engine) pruneAll(ctx context.Context, repos []*repoPlan, results []Resu
 }
 
 // prune deletes the items' digests, once each.
-func (e *Engine) prune(ctx context.Context, mp *repoPlan, items []PruneItem) []Result {
+func (e *Engine) prune(ctx context.Context, mp *expandedRepo, items []PruneItem) []Result {
 	del := mp.dst.(registry.Deleter)
 	done := map[string]error{}
 	var out []Result
