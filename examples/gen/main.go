@@ -23,6 +23,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
 	"github.com/regmirror/regmirror/internal/registry"
+	"github.com/regmirror/regmirror/internal/registry/stores"
 )
 
 func main() {
@@ -43,7 +44,7 @@ func generate(ctx context.Context, dir string) error {
 	if err := os.RemoveAll(dir); err != nil {
 		return err
 	}
-	store, err := registry.Open(registry.Endpoint{Registry: registry.LayoutPrefix + dir}, registry.Options{})
+	store, err := stores.Open(registry.Endpoint{Registry: registry.LayoutPrefix + dir}, registry.Options{})
 	if err != nil {
 		return err
 	}

@@ -16,6 +16,8 @@ import (
 	"github.com/regmirror/regmirror/internal/engine"
 	"github.com/regmirror/regmirror/internal/progress"
 	"github.com/regmirror/regmirror/internal/registry"
+	"github.com/regmirror/regmirror/internal/registry/layout"
+	"github.com/regmirror/regmirror/internal/registry/stores"
 )
 
 // ExportOptions say what to export and where.
@@ -116,7 +118,7 @@ func Export(ctx context.Context, o ExportOptions) (*ExportResult, error) {
 		old.Close()
 	}
 
-	lay, err := registry.OpenLayout(dir, registry.LayoutOptions{
+	lay, err := layout.OpenDir(dir, layout.Options{
 		Elsewhere:   func(h v1.Hash) bool { _, ok := chain.blobs[h.String()]; return ok },
 		FullRefName: true,
 	})
@@ -219,7 +221,7 @@ func writeManifest(dir, out string, lay registry.Store, rep *engine.Report, chai
 		return nil, err
 	}
 	slices.SortFunc(idx.Manifests, func(a, b v1.Descriptor) int {
-		return strings.Compare(a.Annotations[registry.AnnotationImageName], b.Annotations[registry.AnnotationImageName])
+		return strings.Compare(a.Annotations[layout.AnnotationImageName], b.Annotations[layout.AnnotationImageName])
 	})
 	held := map[string]bool{}
 	read := func(h v1.Hash) ([]byte, error) {
@@ -227,7 +229,7 @@ func writeManifest(dir, out string, lay registry.Store, rep *engine.Report, chai
 	}
 	seen := map[string]bool{}
 	for _, d := range idx.Manifests {
-		name := d.Annotations[registry.AnnotationImageName]
+		name := d.Annotations[layout.AnnotationImageName]
 		if name == "" {
 			continue
 		}
@@ -296,17 +298,17 @@ func writeManifest(dir, out string, lay registry.Store, rep *engine.Report, chai
 	// is still a layout: an empty index and the layout marker.
 	if len(idx.Manifests) == 0 {
 		empty := []byte(`{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[]}`)
-		if err := registry.WriteFileAtomic(filepath.Join(dir, "index.json"), empty); err != nil {
+		if err := layout.WriteFileAtomic(filepath.Join(dir, "index.json"), empty); err != nil {
 			return nil, err
 		}
 	}
-	if err := registry.WriteFileAtomic(filepath.Join(dir, "oci-layout"), []byte(`{"imageLayoutVersion":"1.0.0"}`)); err != nil {
+	if err := layout.WriteFileAtomic(filepath.Join(dir, "oci-layout"), []byte(`{"imageLayoutVersion":"1.0.0"}`)); err != nil {
 		return nil, err
 	}
 	if err := os.MkdirAll(filepath.Join(dir, "blobs", "sha256"), 0o755); err != nil {
 		return nil, err
 	}
-	if err := registry.WriteFileAtomic(filepath.Join(dir, ManifestFile), raw); err != nil {
+	if err := layout.WriteFileAtomic(filepath.Join(dir, ManifestFile), raw); err != nil {
 		return nil, err
 	}
 	return m, nil
@@ -326,13 +328,13 @@ func readIndexFile(dir string) (*v1.IndexManifest, error) {
 
 // withStores makes the engine open stores (the bundle's side) for their
 // endpoints instead of opening them itself, and count finished images.
-func withStores(eo engine.Options, stores map[string]registry.Store, bar *progress.Bar) engine.Options {
+func withStores(eo engine.Options, own map[string]registry.Store, bar *progress.Bar) engine.Options {
 	open := eo.Open
 	if open == nil {
-		open = registry.Open
+		open = stores.Open
 	}
 	eo.Open = func(e registry.Endpoint, ro registry.Options) (registry.Store, error) {
-		if s, ok := stores[e.Registry]; ok {
+		if s, ok := own[e.Registry]; ok {
 			return s, nil
 		}
 		return open(e, ro)

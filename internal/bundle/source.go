@@ -14,6 +14,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
 	"github.com/regmirror/regmirror/internal/registry"
+	"github.com/regmirror/regmirror/internal/registry/layout"
 )
 
 // source is a bundle seen as a read-only registry.Store, so that import is
@@ -70,7 +71,7 @@ func Repos(m *Manifest) []string {
 
 // SplitName splits "host/path:tag" or "host/path@sha256:..." into the
 // repository and the reference.
-func SplitName(n string) (repo, ref string) { return registry.SplitImageName(n) }
+func SplitName(n string) (repo, ref string) { return layout.SplitImageName(n) }
 
 func joinName(repo, ref string) string {
 	if _, err := v1.NewHash(ref); err == nil {

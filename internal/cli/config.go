@@ -8,7 +8,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/regmirror/regmirror/internal/config"
-	"github.com/regmirror/regmirror/internal/registry"
+	"github.com/regmirror/regmirror/internal/registry/auth"
 )
 
 func newConfigCmd(g *globals) *cobra.Command {
@@ -150,7 +150,7 @@ func printableLocation(l config.Location) printLocation {
 		p.Username, p.Password = l.Auth.Username, l.Auth.Password
 	default:
 		p.Auth = "docker config.json, else anonymous"
-		switch registry.CloudHelper(l.Registry) {
+		switch auth.CloudHelper(l.Registry) {
 		case "ecr":
 			p.Auth = "docker config.json, else the ECR credential helper (AWS SDK chain), else anonymous"
 		case "google":

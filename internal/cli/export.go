@@ -88,7 +88,7 @@ holds the others); 2 usage or configuration error.`,
 				Output:   output,
 				Since:    since,
 				Config:   &bundle.ConfigRef{File: filepath.Base(cfgPath), SHA256: hex.EncodeToString(sum[:])},
-				Engine:   engine.Options{Logger: log, Jobs: jobs, Registry: registry.Options{Manners: m}, PlatformCache: platformCache},
+				Engine:   engine.Options{Logger: log, Jobs: jobs, Registry: registry.Options{Hosts: m}, PlatformCache: platformCache},
 				Progress: bar,
 			})
 			bar.Stop()

@@ -102,7 +102,7 @@ were imported); 2 usage or configuration error.`,
 			bar.Start(500 * time.Millisecond)
 			rep, err := bundle.Import(cmd.Context(), b, bundle.ImportOptions{
 				Routes:   routes,
-				Engine:   engine.Options{Logger: log, Jobs: jobs, Registry: registry.Options{Manners: m}},
+				Engine:   engine.Options{Logger: log, Jobs: jobs, Registry: registry.Options{Hosts: m}},
 				Progress: bar,
 			})
 			bar.Stop()

@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/regmirror/regmirror/internal/registry"
+	"github.com/regmirror/regmirror/internal/registry/remote"
 )
 
 // dockerHubKey is where docker keeps Docker Hub's credentials.
@@ -79,8 +80,8 @@ host, as docker does. A rejected login changes nothing and exits 1.`,
 				return fmt.Errorf("reading docker config: %w", err)
 			}
 			ep := markInsecure(registry.Endpoint{Registry: host, Username: user, Password: pw}, insecure, log)
-			if err := registry.CheckLogin(cmd.Context(), ep, registry.Options{}); err != nil {
-				if errors.Is(err, registry.ErrLoginRejected) {
+			if err := remote.CheckLogin(cmd.Context(), ep, registry.Options{}); err != nil {
+				if errors.Is(err, remote.ErrLoginRejected) {
 					return fmt.Errorf("login to %s failed: the registry rejected user %q: %w; nothing was stored", host, user, err)
 				}
 				return fmt.Errorf("login to %s: %w; nothing was stored", host, err)

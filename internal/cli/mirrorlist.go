@@ -118,7 +118,7 @@ failed (all others were still attempted); 2 usage error, nothing done.`,
 			}
 
 			m := manners(log, 0, transfers)
-			e := engine.New(engine.Options{Logger: log, Jobs: jobs, Registry: registry.Options{Manners: m}, PlatformCache: defaultPlatformCache(),
+			e := engine.New(engine.Options{Logger: log, Jobs: jobs, Registry: registry.Options{Hosts: m}, PlatformCache: defaultPlatformCache(),
 				OnPlanned: func(n int) { bar.SetTotal(n, 0) },
 				OnBytes:   bar.AddBytes,
 				OnResult:  func(engine.Result) { bar.ItemDone() },

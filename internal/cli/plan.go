@@ -14,6 +14,7 @@ import (
 	"github.com/regmirror/regmirror/internal/engine"
 	"github.com/regmirror/regmirror/internal/progress"
 	"github.com/regmirror/regmirror/internal/registry"
+	"github.com/regmirror/regmirror/internal/registry/transport"
 )
 
 // planFlags are plan's own flags (sync --dry-run uses the same, with text
@@ -75,7 +76,7 @@ fail (its source or target cannot be read); 2 usage or configuration error.`,
 
 // makePlan loads the config and asks the engine for a plan. It returns the
 // manners too: with --bytes they count the pulls the plan itself spent.
-func makePlan(ctx context.Context, g *globals, tf *taskFlags, pf *planFlags) (*engine.Plan, *registry.Manners, error) {
+func makePlan(ctx context.Context, g *globals, tf *taskFlags, pf *planFlags) (*engine.Plan, *transport.Hosts, error) {
 	if pf.output != "text" && pf.output != "json" {
 		return nil, nil, usageErr("--output %q: want text or json", pf.output)
 	}
@@ -98,7 +99,7 @@ func makePlan(ctx context.Context, g *globals, tf *taskFlags, pf *planFlags) (*e
 	}
 	markTasks(tasks, insecure, log)
 	m := manners(log, cfg.Transfers, 0)
-	e := engine.New(engine.Options{Logger: log, Jobs: pf.jobs, Registry: registry.Options{Manners: m}, PlatformCache: pf.platformCache})
+	e := engine.New(engine.Options{Logger: log, Jobs: pf.jobs, Registry: registry.Options{Hosts: m}, PlatformCache: pf.platformCache})
 	return e.Plan(ctx, tasks, engine.PlanOptions{Bytes: pf.bytes}), m, ctx.Err()
 }
 

@@ -102,7 +102,7 @@ HTTP endpoints on --listen: /healthz, /readyz, /metrics (Prometheus) and
 			d.state = server.New(server.Options{Scheduler: d.sched, RateLimits: m.RateLimits, Pulls: m.Pulls})
 			// One engine for the daemon's life: stores, tokens,
 			// connections and the platform cache are reused by every run.
-			opts := engine.Options{Logger: log, Jobs: jobs, Registry: registry.Options{Manners: m},
+			opts := engine.Options{Logger: log, Jobs: jobs, Registry: registry.Options{Hosts: m},
 				PlatformCache: platformCache, OnResult: d.state.Result}
 			applyRetry(cfg.Retry, &opts) // read at start; a reload keeps them
 			d.eng = engine.New(opts)

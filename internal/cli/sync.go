@@ -14,6 +14,7 @@ import (
 	"github.com/regmirror/regmirror/internal/engine"
 	"github.com/regmirror/regmirror/internal/progress"
 	"github.com/regmirror/regmirror/internal/registry"
+	"github.com/regmirror/regmirror/internal/registry/transport"
 )
 
 func newSyncCmd(g *globals) *cobra.Command {
@@ -74,7 +75,7 @@ failed (all others were still attempted); 2 usage or configuration error.`,
 				return usageErr("--jobs must be at least 1")
 			}
 			m := manners(log, cfg.Transfers, transfers)
-			opts := engine.Options{Logger: log, Jobs: jobs, Registry: registry.Options{Manners: m}, PlatformCache: platformCache,
+			opts := engine.Options{Logger: log, Jobs: jobs, Registry: registry.Options{Hosts: m}, PlatformCache: platformCache,
 				OnPlanned: func(n int) { bar.SetTotal(n, 0) },
 				OnBytes:   bar.AddBytes,
 				OnResult: func(r engine.Result) {
@@ -119,8 +120,8 @@ func logSummary(log *slog.Logger, rep *engine.Report) {
 
 // manners builds the network manners shared by a run: the flag wins over
 // the config's `transfers`, which wins over the default.
-func manners(log *slog.Logger, fromConfig, fromFlag int) *registry.Manners {
-	m := registry.DefaultManners()
+func manners(log *slog.Logger, fromConfig, fromFlag int) *transport.Hosts {
+	m := transport.DefaultHosts()
 	m.Logger = log
 	if fromConfig > 0 {
 		m.Transfers = fromConfig
@@ -133,7 +134,7 @@ func manners(log *slog.Logger, fromConfig, fromFlag int) *registry.Manners {
 
 // logPulls says how many pulls (manifest GETs) each registry was charged,
 // with its last rate-limit reading when it sent one.
-func logPulls(log *slog.Logger, m *registry.Manners) {
+func logPulls(log *slog.Logger, m *transport.Hosts) {
 	pulls := m.Pulls()
 	hosts := slices.Sorted(maps.Keys(pulls))
 	for _, h := range hosts {

@@ -11,6 +11,7 @@ import (
 	"github.com/regmirror/regmirror/internal/config"
 	"github.com/regmirror/regmirror/internal/engine"
 	"github.com/regmirror/regmirror/internal/registry"
+	"github.com/regmirror/regmirror/internal/registry/transport"
 	"github.com/regmirror/regmirror/internal/shard"
 )
 
@@ -135,7 +136,7 @@ func endpoint(l config.Location) registry.Endpoint {
 		CertsDir:      l.CertsDir,
 		Anonymous:     l.AuthNone,
 		AuthRefresh:   l.AuthRefresh,
-		RateLimit:     registry.RateLimitPolicy{MinRemaining: l.RateLimit.MinRemaining, Wait: l.RateLimit.Wait},
+		RateLimit:     transport.RateLimitPolicy{MinRemaining: l.RateLimit.MinRemaining, Wait: l.RateLimit.Wait},
 
 		MaxConcurrentRequests: l.MaxConcurrentRequests,
 	}
@@ -147,11 +148,11 @@ func endpoint(l config.Location) registry.Endpoint {
 }
 
 // applyRetry puts the config's `retry:` section into engine options whose
-// Registry.Manners is already set.
+// Registry.Hosts is already set.
 func applyRetry(r config.Retry, o *engine.Options) {
 	o.Attempts, o.RetryWait = r.Attempts, r.Wait
-	o.Registry.Retry = &registry.Retry{Attempts: r.RequestAttempts, Wait: r.RequestWait, Factor: registry.DefaultRetry.Factor}
-	if o.Registry.Manners != nil {
-		o.Registry.Manners.IdleTimeout = r.IdleTimeout
+	o.Registry.Retry = &transport.Retry{Attempts: r.RequestAttempts, Wait: r.RequestWait, Factor: transport.DefaultRetry.Factor}
+	if o.Registry.Hosts != nil {
+		o.Registry.Hosts.IdleTimeout = r.IdleTimeout
 	}
 }

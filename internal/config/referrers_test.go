@@ -5,7 +5,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/regmirror/regmirror/internal/registry"
+	"github.com/regmirror/regmirror/internal/registry/auth"
 )
 
 func TestReferrersKey(t *testing.T) {
@@ -50,7 +50,7 @@ func TestAuthRefreshWhereverTheECRHelperIsUsed(t *testing.T) {
 		"europe-west3-docker.pkg.dev",
 		"dkr.ecr.eu-central-1.amazonaws.com",
 	} {
-		ecr := registry.CloudHelper(host) == "ecr"
+		ecr := auth.CloudHelper(host) == "ecr"
 		_, err := Load(strings.NewReader(y(
 			"tasks:",
 			"  - name: t",

@@ -11,6 +11,7 @@ import (
 
 	"github.com/regmirror/regmirror/internal/engine"
 	"github.com/regmirror/regmirror/internal/registry"
+	"github.com/regmirror/regmirror/internal/registry/stores"
 	"github.com/regmirror/regmirror/internal/testutil/imagegen"
 	"github.com/regmirror/regmirror/internal/testutil/regtest"
 )
@@ -215,7 +216,7 @@ func TestReferrersIntoLayout(t *testing.T) {
 	if rep.Failed() != 0 || len(rep.Results) != 1 || rep.Results[0].Attachments != 2 {
 		t.Fatalf("results %+v, want 1.0 copied with 2 attachments", rep.Results)
 	}
-	st, err := registry.Open(dst, registry.Options{})
+	st, err := stores.Open(dst, registry.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -14,6 +14,7 @@ import (
 
 	"github.com/regmirror/regmirror/internal/engine"
 	"github.com/regmirror/regmirror/internal/registry"
+	"github.com/regmirror/regmirror/internal/registry/transport"
 	"github.com/regmirror/regmirror/internal/testutil/imagegen"
 	"github.com/regmirror/regmirror/internal/testutil/regtest"
 )
@@ -50,7 +51,7 @@ func (c *clock) add(d time.Duration) {
 
 func newDiscoveryEngine(clk *clock) *engine.Engine {
 	return engine.New(engine.Options{Jobs: 3, Now: clk.now, Registry: registry.Options{PageSize: 2,
-		Retry: &registry.Retry{Attempts: 2, Wait: time.Millisecond, Factor: 1}}})
+		Retry: &transport.Retry{Attempts: 2, Wait: time.Millisecond, Factor: 1}}})
 }
 
 // copiedTargets returns the target repositories of the copied images.

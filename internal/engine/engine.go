@@ -23,6 +23,8 @@ import (
 
 	"github.com/regmirror/regmirror/internal/filter"
 	"github.com/regmirror/regmirror/internal/registry"
+	"github.com/regmirror/regmirror/internal/registry/stores"
+	"github.com/regmirror/regmirror/internal/registry/transport"
 )
 
 // Task is one unit of configuration: a source, a target and mappings.
@@ -73,11 +75,11 @@ type Options struct {
 	Logger *slog.Logger
 	// Jobs caps how many images are copied at once (default 8: most of an
 	// image's time is request latency, and blob downloads are capped
-	// separately by Registry.Manners.Transfers).
+	// separately by Registry.Hosts.Transfers).
 	Jobs int
 	// Registry tunes the stores the engine opens.
 	Registry registry.Options
-	// Open opens a store; tests may wrap it. Default: registry.Open.
+	// Open opens a store; tests may wrap it. Default: stores.Open.
 	Open func(registry.Endpoint, registry.Options) (registry.Store, error)
 	// Attempts is how many times an image copy is tried when it fails with
 	// a transient error (default 3); RetryWait is the first wait between
@@ -133,7 +135,7 @@ func New(o Options) *Engine {
 		o.Jobs = 8
 	}
 	if o.Open == nil {
-		o.Open = registry.Open
+		o.Open = stores.Open
 	}
 	if o.Attempts <= 0 {
 		o.Attempts = 3
@@ -144,11 +146,11 @@ func New(o Options) *Engine {
 	if o.Registry.Logger == nil {
 		o.Registry.Logger = o.Logger
 	}
-	if o.Registry.Manners == nil {
+	if o.Registry.Hosts == nil {
 		// One set of manners for every store: the transfer limit and the
 		// per-host waits are global to the engine.
-		o.Registry.Manners = registry.DefaultManners()
-		o.Registry.Manners.Logger = o.Logger
+		o.Registry.Hosts = transport.DefaultHosts()
+		o.Registry.Hosts.Logger = o.Logger
 	}
 	if o.Now == nil {
 		o.Now = time.Now
@@ -280,7 +282,7 @@ func (e *Engine) Run(ctx context.Context, tasks []Task) *Report {
 		e.onPlanned(len(jobs))
 	}
 	if e.onBytes != nil {
-		ctx = registry.WithProgress(ctx, e.onBytes)
+		ctx = transport.WithProgress(ctx, e.onBytes)
 	}
 	results := make([]Result, len(jobs))
 	g := errgroup.Group{}
@@ -528,10 +530,10 @@ func (e *Engine) runJob(ctx context.Context, j *job) Result {
 			var att int
 			// One copy scope per attempt: a blob streamed from a capped
 			// registry back into it may ride on its download's slot.
-			r.Status, r.Digest, n, att, err = e.syncImage(registry.WithCopyScope(ctx), j)
+			r.Status, r.Digest, n, att, err = e.syncImage(transport.WithCopyScope(ctx), j)
 			r.Bytes += n
 			r.Attachments += att
-			if err == nil || attempt >= e.attempts || !registry.Retryable(err) || ctx.Err() != nil {
+			if err == nil || attempt >= e.attempts || !transport.Retryable(err) || ctx.Err() != nil {
 				break
 			}
 			e.log.Warn("retrying", "task", r.Task, "source", r.Source, "target", r.Target, "attempt", attempt+1, "error", err)

@@ -19,6 +19,7 @@ import (
 	"github.com/regmirror/regmirror/internal/engine"
 	"github.com/regmirror/regmirror/internal/filter"
 	"github.com/regmirror/regmirror/internal/registry"
+	"github.com/regmirror/regmirror/internal/registry/transport"
 	"github.com/regmirror/regmirror/internal/testutil/imagegen"
 	"github.com/regmirror/regmirror/internal/testutil/regtest"
 )
@@ -67,7 +68,7 @@ func parse(t *testing.T, ref string) name.Reference {
 
 func run(t *testing.T, tasks ...engine.Task) *engine.Report {
 	t.Helper()
-	e := engine.New(engine.Options{Jobs: 3, Registry: registry.Options{Retry: &registry.Retry{Attempts: 2, Wait: time.Millisecond, Factor: 1}}})
+	e := engine.New(engine.Options{Jobs: 3, Registry: registry.Options{Retry: &transport.Retry{Attempts: 2, Wait: time.Millisecond, Factor: 1}}})
 	return e.Run(ctx(t), tasks)
 }
 

@@ -13,6 +13,7 @@ import (
 
 	"github.com/regmirror/regmirror/internal/engine"
 	"github.com/regmirror/regmirror/internal/registry"
+	"github.com/regmirror/regmirror/internal/registry/transport"
 	"github.com/regmirror/regmirror/internal/testutil/faultproxy"
 	"github.com/regmirror/regmirror/internal/testutil/imagegen"
 	"github.com/regmirror/regmirror/internal/testutil/regtest"
@@ -31,7 +32,7 @@ type rig struct {
 	srcAuth  []remote.Option
 	dstAuth  []remote.Option
 	images   map[string]v1.Image
-	manners  *registry.Manners
+	manners  *transport.Hosts
 	srcEP    registry.Endpoint
 	dstEP    registry.Endpoint
 }
@@ -63,7 +64,7 @@ func newRigWith(t *testing.T, srcOpts, dstOpts []regtest.Option) *rig {
 	r.dp = faultproxy.New(t, r.dst.URL)
 	r.srcEP = registry.Endpoint{Registry: r.sp.Host, PlainHTTP: true, Username: r.src.Username, Password: r.src.Password}
 	r.dstEP = registry.Endpoint{Registry: r.dp.Host, PlainHTTP: true, Username: r.dst.Username, Password: r.dst.Password}
-	r.manners = registry.DefaultManners()
+	r.manners = transport.DefaultHosts()
 	r.manners.IdleTimeout = 300 * time.Millisecond
 	r.manners.Backoff429 = 10 * time.Millisecond
 	return r
@@ -97,8 +98,8 @@ func (r *rig) runTags(t *testing.T, spec string) *engine.Report {
 		task.Mappings = append(task.Mappings, engine.Mapping{From: repo, To: repo, Tags: tags(t, spec)})
 	}
 	e := engine.New(engine.Options{Jobs: 3, Attempts: 3, RetryWait: time.Millisecond, Registry: registry.Options{
-		Retry:   &registry.Retry{Attempts: 3, Wait: time.Millisecond, Factor: 1},
-		Manners: r.manners,
+		Retry: &transport.Retry{Attempts: 3, Wait: time.Millisecond, Factor: 1},
+		Hosts: r.manners,
 	}})
 	return e.Run(ctx(t), []engine.Task{task})
 }
@@ -270,7 +271,7 @@ func TestFaultStalledSourceTimesOut(t *testing.T) {
 		rep := r.run(t)
 		mustHit(t, r.sp, rule, 1)
 		res := r.check(t, rep, "a")
-		if !errors.Is(res["a"].Err, registry.ErrIdleTimeout) {
+		if !errors.Is(res["a"].Err, transport.ErrIdleTimeout) {
 			t.Errorf("error is not the idle timeout: %v", res["a"].Err)
 		}
 	})

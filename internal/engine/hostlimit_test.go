@@ -56,7 +56,7 @@ func capRun(t *testing.T, srcCap, dstCap int) (srcPeak, dstPeak int32) {
 	for i := range 6 {
 		ms = append(ms, engine.Mapping{From: fmt.Sprintf("app%d", i), To: fmt.Sprintf("mirror/app%d", i), Tags: tags(t, "1")})
 	}
-	e := engine.New(engine.Options{Jobs: 4, Registry: registry.Options{Jobs: 4}})
+	e := engine.New(engine.Options{Jobs: 4, Registry: registry.Options{BlobsPerImage: 4}})
 	rep := e.Run(ctx(t), []engine.Task{{Name: "cap", Source: srcEp, Target: dstEp, Mappings: ms}})
 	if rep.Failed() != 0 || len(rep.Results) != 6 {
 		t.Fatalf("%+v", rep.Results)
@@ -127,7 +127,7 @@ func TestRequestCapCopyWithinOneRegistry(t *testing.T) {
 	// Bounded: without the ride this copy waits on itself until cancelled.
 	c, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	e := engine.New(engine.Options{Jobs: 3, Attempts: 1, Registry: registry.Options{Jobs: 4}})
+	e := engine.New(engine.Options{Jobs: 3, Attempts: 1, Registry: registry.Options{BlobsPerImage: 4}})
 	rep := e.Run(c, []engine.Task{{Name: "same", Source: ep, Target: ep, Mappings: ms}})
 	if rep.Failed() != 0 || len(rep.Results) != 3 {
 		t.Fatalf("%+v", rep.Results)

@@ -8,12 +8,13 @@ import (
 
 	"github.com/regmirror/regmirror/internal/engine"
 	"github.com/regmirror/regmirror/internal/registry"
+	"github.com/regmirror/regmirror/internal/registry/transport"
 	"github.com/regmirror/regmirror/internal/testutil/imagegen"
 	"github.com/regmirror/regmirror/internal/testutil/regtest"
 )
 
 func newEngine() *engine.Engine {
-	return engine.New(engine.Options{Jobs: 3, Registry: registry.Options{Retry: &registry.Retry{Attempts: 2, Wait: 1, Factor: 1}}})
+	return engine.New(engine.Options{Jobs: 3, Registry: registry.Options{Retry: &transport.Retry{Attempts: 2, Wait: 1, Factor: 1}}})
 }
 
 func byTag(p *engine.Plan) map[string]engine.PlanItem {

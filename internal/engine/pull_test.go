@@ -11,6 +11,7 @@ import (
 
 	"github.com/regmirror/regmirror/internal/engine"
 	"github.com/regmirror/regmirror/internal/registry"
+	"github.com/regmirror/regmirror/internal/registry/transport"
 	"github.com/regmirror/regmirror/internal/testutil/imagegen"
 	"github.com/regmirror/regmirror/internal/testutil/regtest"
 )
@@ -138,7 +139,7 @@ func TestPullOnlyDetectsCorruptBlob(t *testing.T) {
 	imagegen.Push(t, src.Ref("bad:1"), bad)
 	imagegen.Push(t, src.Ref("good:1"), imagegen.Image(72, 1, 1024))
 
-	e := engine.New(engine.Options{Jobs: 1, Attempts: 1, Registry: registry.Options{Retry: &registry.Retry{Attempts: 1}}})
+	e := engine.New(engine.Options{Jobs: 1, Attempts: 1, Registry: registry.Options{Retry: &transport.Retry{Attempts: 1}}})
 	rep := e.Run(ctx(t), []engine.Task{{
 		Name: "warm", Source: plain(src), PullOnly: true,
 		Mappings: []engine.Mapping{{From: "bad", Tags: tags(t, "1")}, {From: "good", Tags: tags(t, "1")}},

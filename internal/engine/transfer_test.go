@@ -11,6 +11,7 @@ import (
 
 	"github.com/regmirror/regmirror/internal/engine"
 	"github.com/regmirror/regmirror/internal/registry"
+	"github.com/regmirror/regmirror/internal/registry/transport"
 	"github.com/regmirror/regmirror/internal/testutil/imagegen"
 	"github.com/regmirror/regmirror/internal/testutil/regtest"
 )
@@ -192,10 +193,10 @@ func TestLowRateLimitDelaysGETsNotHEADs(t *testing.T) {
 	}))
 	dst := regtest.New(t)
 	imagegen.Push(t, src.Ref("app:1"), imagegen.Image(1, 1, 128))
-	var seen atomic.Int32
 	ep := plain(src)
-	ep.RateLimit = registry.RateLimitPolicy{MinRemaining: 10, Wait: 10 * time.Millisecond}
-	e := engine.New(engine.Options{Registry: registry.Options{OnRateLimit: func(string, int, int) { seen.Add(1) }}})
+	ep.RateLimit = transport.RateLimitPolicy{MinRemaining: 10, Wait: 10 * time.Millisecond}
+	hosts := transport.DefaultHosts()
+	e := engine.New(engine.Options{Registry: registry.Options{Hosts: hosts}})
 	rep := e.Run(ctx(t), []engine.Task{{Name: "t", Source: ep, Target: plain(dst), Mappings: []engine.Mapping{{From: "app", To: "app", Tags: tags(t, "1")}}}})
 	if rep.Failed() != 0 {
 		t.Fatalf("%+v", rep.Results)
@@ -206,8 +207,8 @@ func TestLowRateLimitDelaysGETsNotHEADs(t *testing.T) {
 	if heads.Load() < 3 {
 		t.Errorf("%d manifest HEADs, want the waits to re-check with HEADs", heads.Load())
 	}
-	if seen.Load() == 0 {
-		t.Error("OnRateLimit was never called")
+	if got, ok := hosts.RateLimits()[src.Host]; !ok || got.Limit != 100 {
+		t.Errorf("rate-limit reading of the source %+v (%v), want the limit of 100 recorded", got, ok)
 	}
 }
 
@@ -215,8 +216,8 @@ func TestPullsAreCountedPerRegistry(t *testing.T) {
 	src, dst := regtest.New(t), regtest.New(t)
 	seed(t, src, "app")
 	src.Reset()
-	m := registry.DefaultManners()
-	e := engine.New(engine.Options{Registry: registry.Options{Manners: m}})
+	m := transport.DefaultHosts()
+	e := engine.New(engine.Options{Registry: registry.Options{Hosts: m}})
 	task := engine.Task{Name: "t", Source: plain(src), Target: plain(dst), Mappings: []engine.Mapping{{From: "app", To: "app"}}}
 	if rep := e.Run(ctx(t), []engine.Task{task}); rep.Failed() != 0 {
 		t.Fatalf("%+v", rep.Results)

@@ -1,13 +1,8 @@
 package registry
 
 import (
-	"context"
-	"fmt"
 	"regexp"
 	"strings"
-
-	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"github.com/google/go-containerregistry/pkg/v1/remote"
 )
 
 // Attachments are manifests that say something about another manifest, the
@@ -22,16 +17,6 @@ import (
 //   - cosign's tag convention, still cosign's default: the signature of
 //     sha256:<hex> is tagged sha256-<hex>.sig, attestations .att and SBOMs
 //     .sbom, in the subject's repository.
-
-// ReferrerLister is implemented by stores that can list OCI referrers
-// (remote registries; OCI layouts do not).
-type ReferrerLister interface {
-	// Referrers returns the descriptors of the manifests whose subject is
-	// digest in repo: from the referrers API, or from the fallback tag when
-	// the registry lacks the API. No referrers is an empty list, not an
-	// error.
-	Referrers(ctx context.Context, repo, digest string) ([]v1.Descriptor, error)
-}
 
 // cosignSuffixes are the tags cosign attaches to a digest, in the order
 // they are copied.
@@ -57,23 +42,3 @@ var attachmentTagRE = regexp.MustCompile(`^sha256-[0-9a-f]{64}(?:\.sig|\.att|\.s
 // cosign signature, attestation or SBOM tag. When attachments are copied
 // with their subject, such tags are not mirrored as images of their own.
 func IsAttachmentTag(tag string) bool { return attachmentTagRE.MatchString(tag) }
-
-func (s *remoteStore) Referrers(ctx context.Context, repo, digest string) ([]v1.Descriptor, error) {
-	r, err := s.repo(repo)
-	if err != nil {
-		return nil, err
-	}
-	if _, err := v1.NewHash(digest); err != nil {
-		return nil, fmt.Errorf("referrers of %q: %w", digest, err)
-	}
-	// Reuse shares the puller's transport, credentials and token cache.
-	idx, err := remote.Referrers(r.Digest(digest), remote.Reuse(s.puller), remote.WithContext(ctx))
-	if err != nil {
-		return nil, fmt.Errorf("listing referrers of %s@%s: %w", r, digest, explain(s.host, err))
-	}
-	im, err := idx.IndexManifest()
-	if err != nil {
-		return nil, fmt.Errorf("listing referrers of %s@%s: %w", r, digest, err)
-	}
-	return im.Manifests, nil
-}

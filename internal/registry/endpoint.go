@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"strings"
 	"time"
+
+	"github.com/regmirror/regmirror/internal/registry/transport"
 )
 
 // Endpoint says how to reach one registry or OCI layout. It is built by the
@@ -40,12 +42,13 @@ type Endpoint struct {
 
 	// RateLimit holds pulls back while the registry's remaining
 	// allowance is low (Docker Hub's ratelimit-remaining header).
-	RateLimit RateLimitPolicy
+	RateLimit transport.RateLimitPolicy
 
 	// MaxConcurrentRequests caps the HTTP requests in flight to this
 	// registry's host at once (0: no cap). A blob download holds its slot
 	// until its body is closed. The cap is shared by every store opened
-	// with the same Manners, and the smallest cap set for a host wins.
+	// with the same transport.Hosts, and the smallest cap set for a host
+	// wins.
 	// Nexus wants 1.
 	MaxConcurrentRequests int
 }
@@ -87,12 +90,20 @@ var dockerHubAliases = map[string]bool{
 // IsDockerHub reports whether host is one of Docker Hub's names.
 func IsDockerHub(host string) bool { return dockerHubAliases[strings.ToLower(host)] }
 
-func (e Endpoint) host() string {
+// Host is the registry's "host[:port]" as requests name it: Docker Hub's
+// aliases are all index.docker.io.
+func (e Endpoint) Host() string {
 	h := strings.TrimSuffix(e.Registry, "/")
 	if IsDockerHub(h) {
 		return "index.docker.io"
 	}
 	return h
+}
+
+// TransportConfig is what the transport stack needs of the endpoint.
+func (e Endpoint) TransportConfig() transport.Config {
+	return transport.Config{Host: e.Host(), PlainHTTP: e.PlainHTTP, SkipTLSVerify: e.SkipTLSVerify,
+		CAFile: e.CAFile, CertsDir: e.CertsDir, RateLimit: e.RateLimit}
 }
 
 // RepoPath normalises a repository path for this endpoint: a leading "/"

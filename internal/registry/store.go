@@ -1,13 +1,25 @@
-// Package registry is the only place in regmirror that speaks the registry
-// protocol. It adapts go-containerregistry to a small Store interface with
-// two implementations: a remote registry (distribution API over HTTP) and an
-// OCI image layout directory ("oci:PATH"). Everything about the network's
-// manners lives here too: TLS and CA setup, credentials, refusing silent
-// plain-HTTP downgrades, and counting the bytes sent to a target.
+// Package registry is the Store API of regmirror, the one abstraction the
+// engine copies through: the Store interface and its optional capabilities
+// (Deleter, BlobChecker, ReferrerLister), artifacts, references, endpoints
+// and the errors callers test with errors.Is. It speaks no protocol itself;
+// its subpackages do, and only they speak it:
 //
-// The engine works in repository paths and references ("tag", "sha256:..."),
-// never in URLs, and moves artifacts as go-containerregistry images and
-// indexes so manifests are carried byte for byte.
+//   - registry/remote: the Store of a registry (distribution API over HTTP,
+//     go-containerregistry underneath), logins;
+//   - registry/layout: the Store of an OCI image layout ("oci:PATH"), the one
+//     OCI-layout reader and writer;
+//   - registry/transport: the HTTP transport stack, one RoundTripper per
+//     concern (TLS, plain-HTTP guard, request caps, 429s and rate limits,
+//     size bounds, byte counting), the retry policy and Retryable;
+//   - registry/auth: credentials from docker's config.json and the cloud
+//     keychains, refreshed on a schedule;
+//   - registry/stores: Open, which picks the Store for an endpoint.
+//
+// The root package imports only registry/transport (for the policy types
+// in Options and Endpoint); everything else imports the root. The engine
+// works in repository paths and references ("tag", "sha256:..."), never in
+// URLs, and moves artifacts as go-containerregistry images and indexes so
+// manifests are carried byte for byte.
 package registry
 
 import (
@@ -54,6 +66,15 @@ type Store interface {
 	// manifest itself under ref (a tag or the artifact's digest), so a tag
 	// never points at incomplete content. It returns the bytes written.
 	Push(ctx context.Context, repo, ref string, a *Artifact) (int64, error)
+}
+
+// FormatRef renders repo and a tag or digest reference as a user writes
+// them: "repo:tag" or "repo@sha256:...".
+func FormatRef(repo, ref string) string {
+	if _, err := v1.NewHash(ref); err == nil {
+		return repo + "@" + ref
+	}
+	return repo + ":" + ref
 }
 
 // Artifact is a manifest with everything it references: exactly one of Index

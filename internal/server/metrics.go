@@ -4,7 +4,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
-	"github.com/regmirror/regmirror/internal/registry"
+	"github.com/regmirror/regmirror/internal/registry/transport"
 )
 
 // Metric names, documented in docs/daemon.md.
@@ -46,7 +46,7 @@ type metrics struct {
 	reloadOKTime   prometheus.Gauge
 }
 
-func newMetrics(rates func() map[string]registry.RateLimitReading, pulls func() map[string]int) *metrics {
+func newMetrics(rates func() map[string]transport.RateLimitReading, pulls func() map[string]int) *metrics {
 	m := &metrics{
 		reg: prometheus.NewRegistry(),
 		images: prometheus.NewCounterVec(prometheus.CounterOpts{Name: metricImages,
@@ -103,7 +103,7 @@ func (m *metrics) removeTask(task string) {
 // registryCollector reads the registries' rate-limit readings and pull
 // counts at scrape time from the engine's network manners.
 type registryCollector struct {
-	rates func() map[string]registry.RateLimitReading
+	rates func() map[string]transport.RateLimitReading
 	pulls func() map[string]int
 }
 

@@ -20,7 +20,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/regmirror/regmirror/internal/engine"
-	"github.com/regmirror/regmirror/internal/registry"
+	"github.com/regmirror/regmirror/internal/registry/transport"
 	"github.com/regmirror/regmirror/internal/schedule"
 )
 
@@ -38,8 +38,8 @@ type Options struct {
 	// Scheduler tells the next runs and whether scheduling is on.
 	Scheduler Scheduler
 	// RateLimits and Pulls report per registry host (the engine's
-	// registry.Manners); either may be nil.
-	RateLimits func() map[string]registry.RateLimitReading
+	// transport.Hosts); either may be nil.
+	RateLimits func() map[string]transport.RateLimitReading
 	Pulls      func() map[string]int
 	// Now defaults to time.Now.
 	Now func() time.Time

@@ -16,6 +16,7 @@ import (
 	"github.com/regmirror/regmirror/internal/engine"
 	"github.com/regmirror/regmirror/internal/filter"
 	"github.com/regmirror/regmirror/internal/registry"
+	"github.com/regmirror/regmirror/internal/registry/transport"
 	"github.com/regmirror/regmirror/internal/schedule"
 	"github.com/regmirror/regmirror/internal/server"
 	"github.com/regmirror/regmirror/internal/testutil/imagegen"
@@ -65,7 +66,7 @@ func TestMetricsAndStatusFollowARealRun(t *testing.T) {
 	imagegen.Push(t, src.Ref("app:2"), imagegen.Image(2, 1, 1024), remote.WithTransport(src.Transport()))
 
 	sched := &fakeSched{}
-	m := registry.DefaultManners()
+	m := transport.DefaultHosts()
 	st := server.New(server.Options{Scheduler: sched, RateLimits: m.RateLimits, Pulls: m.Pulls})
 	h := st.Handler()
 
@@ -82,7 +83,7 @@ func TestMetricsAndStatusFollowARealRun(t *testing.T) {
 		t.Errorf("/readyz: %d, want 200", code)
 	}
 
-	e := engine.New(engine.Options{Registry: registry.Options{Manners: m}, OnResult: st.Result})
+	e := engine.New(engine.Options{Registry: registry.Options{Hosts: m}, OnResult: st.Result})
 	all, _ := filter.ParseTags(nil)
 	missing, _ := filter.ParseTags([]string{"nope"})
 	task := engine.Task{Name: "mirror",

@@ -1,4 +1,4 @@
-package registry
+package remote
 
 import (
 	"context"
@@ -11,6 +11,8 @@ import (
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
+
+	"github.com/regmirror/regmirror/internal/registry"
 )
 
 // ledger is what a store has learnt about the blobs of its registry during
@@ -155,6 +157,11 @@ func (l *ledger) session(o *owner, done string, next *url.URL) {
 	}
 }
 
+// transport puts the ledger into a transport stack (rtransport.New's mid).
+func (l *ledger) transport(inner http.RoundTripper) http.RoundTripper {
+	return &ledgerTransport{inner: inner, l: l}
+}
+
 // ledgerTransport feeds the ledger from the target's responses.
 type ledgerTransport struct {
 	inner http.RoundTripper
@@ -228,12 +235,12 @@ func (t *ledgerTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 // mountable wraps an artifact for pushing to repo so that each layer waits
 // for a concurrent upload of the same digest and is then mounted from
 // whichever repository of the target holds it.
-func (s *remoteStore) mountable(ctx context.Context, repo name.Repository, a *Artifact) *Artifact {
+func (s *remoteStore) mountable(ctx context.Context, repo name.Repository, a *registry.Artifact) *registry.Artifact {
 	w := wrapper{ctx: ctx, s: s, repo: repo, o: ownerOf(ctx)}
 	if a.Index != nil {
-		return &Artifact{Desc: a.Desc, Index: wrappedIndex{a.Index, w}}
+		return &registry.Artifact{Desc: a.Desc, Index: wrappedIndex{a.Index, w}}
 	}
-	return &Artifact{Desc: a.Desc, Image: wrappedImage{a.Image, w}}
+	return &registry.Artifact{Desc: a.Desc, Image: wrappedImage{a.Image, w}}
 }
 
 type wrapper struct {
@@ -301,15 +308,6 @@ func (w wrapper) layer(l v1.Layer) v1.Layer {
 	return &remote.MountableLayer{Layer: wl, Reference: lateRef{wl}}
 }
 
-// MountSource is implemented by layers that know a repository of the
-// target likely to hold them already (an air-gap import knows where an
-// earlier bundle put a blob it inherits). The push then tries a cross-repo
-// mount from there before it would read the layer.
-type MountSource interface {
-	// MountFrom is a repository path on the target ("" for none).
-	MountFrom() string
-}
-
 type waitLayer struct {
 	v1.Layer
 	w wrapper
@@ -338,7 +336,7 @@ func (r lateRef) repo() name.Repository {
 			return repo
 		}
 	}
-	if ms, ok := r.l.Layer.(MountSource); ok {
+	if ms, ok := r.l.Layer.(registry.MountSource); ok {
 		if from := r.l.w.s.ep.RepoPath(ms.MountFrom()); from != "" && from != r.l.w.repo.RepositoryStr() {
 			if repo, err := name.NewRepository(r.l.w.repo.RegistryStr()+"/"+from, r.l.w.s.nameOpts...); err == nil {
 				return repo

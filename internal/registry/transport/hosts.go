@@ -1,4 +1,4 @@
-package registry
+package transport
 
 import (
 	"context"
@@ -15,10 +15,10 @@ import (
 	"time"
 )
 
-// Manners are the network manners shared by every store of a run: how long
-// to wait, how often to retry, how much to hold open at once. The zero value
-// is not useful; start from DefaultManners.
-type Manners struct {
+// Policy is the transport policy of a run: how long to wait, how often to
+// retry, how much to hold open at once. The zero value is not useful; start
+// from DefaultPolicy.
+type Policy struct {
 	// IdleTimeout fails a response body that delivers no byte for this
 	// long (a stalled CDN connection), so the copy can be retried.
 	IdleTimeout time.Duration
@@ -37,8 +37,17 @@ type Manners struct {
 	Backoff429 time.Duration
 	MaxWait429 time.Duration
 	// Transfers caps blob downloads in flight across every store that
-	// shares these Manners: the global transfer limit.
+	// shares one Hosts: the global transfer limit.
 	Transfers int
+}
+
+// Hosts is a Policy applied to every store of a run, together with what the
+// run learns about each host: when it asked us to come back, its last
+// rate-limit reading, how many pulls it served, its request cap, and the
+// global transfer gate. Every store opened with the same Hosts shares them.
+// Change the Policy fields only before the first request.
+type Hosts struct {
+	Policy
 
 	// Logger receives waiting notices; nil discards.
 	Logger *slog.Logger
@@ -51,7 +60,7 @@ type Manners struct {
 
 // Pulls returns, per host, how many manifests were fetched with GET: what
 // Docker Hub counts against its pull limit (HEADs and blobs are free).
-func (m *Manners) Pulls() map[string]int {
+func (m *Hosts) Pulls() map[string]int {
 	out := map[string]int{}
 	m.hosts.Range(func(k, v any) bool {
 		st := v.(*hostState)
@@ -65,9 +74,9 @@ func (m *Manners) Pulls() map[string]int {
 	return out
 }
 
-// DefaultManners returns the manners for production use.
-func DefaultManners() *Manners {
-	return &Manners{
+// DefaultPolicy returns the policy for production use.
+func DefaultPolicy() Policy {
+	return Policy{
 		IdleTimeout:     2 * time.Minute,
 		MaxManifestSize: 4 << 20,
 		MaxTagPages:     10000,
@@ -79,7 +88,10 @@ func DefaultManners() *Manners {
 	}
 }
 
-func (m *Manners) init() {
+// DefaultHosts returns fresh per-host state under DefaultPolicy.
+func DefaultHosts() *Hosts { return &Hosts{Policy: DefaultPolicy()} }
+
+func (m *Hosts) init() {
 	m.once.Do(func() {
 		if m.Transfers > 0 {
 			m.gate = make(chan struct{}, m.Transfers)
@@ -101,13 +113,13 @@ type hostState struct {
 	pulls        int
 }
 
-func (m *Manners) host(h string) *hostState {
+func (m *Hosts) host(h string) *hostState {
 	v, _ := m.hosts.LoadOrStore(h, &hostState{})
 	return v.(*hostState)
 }
 
 // RateLimit returns the last rate-limit reading seen from host.
-func (m *Manners) RateLimit(host string) (limit, remaining int, ok bool) {
+func (m *Hosts) RateLimit(host string) (limit, remaining int, ok bool) {
 	st := m.host(host)
 	st.mu.Lock()
 	defer st.mu.Unlock()
@@ -122,7 +134,7 @@ type RateLimitReading struct {
 
 // RateLimits returns the last reading of every host that sent one: the
 // daemon exports them as metrics.
-func (m *Manners) RateLimits() map[string]RateLimitReading {
+func (m *Hosts) RateLimits() map[string]RateLimitReading {
 	out := map[string]RateLimitReading{}
 	m.hosts.Range(func(k, v any) bool {
 		st := v.(*hostState)
@@ -144,12 +156,11 @@ type RateLimitPolicy struct {
 	Wait         time.Duration
 }
 
-// mannersTransport applies Manners to the requests of one endpoint.
-type mannersTransport struct {
+// hostsTransport applies the Hosts' policy to the requests of one endpoint.
+type hostsTransport struct {
 	inner  http.RoundTripper
-	m      *Manners
+	m      *Hosts
 	policy RateLimitPolicy
-	onRate func(host string, limit, remaining int)
 }
 
 // ErrIdleTimeout is returned when a response body stalls.
@@ -166,7 +177,7 @@ func isPull(req *http.Request) bool {
 	return req.Method == http.MethodGet && (strings.Contains(req.URL.Path, "/manifests/") || strings.Contains(req.URL.Path, "/blobs/"))
 }
 
-func (t *mannersTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+func (t *hostsTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	t.m.init()
 	ctx := req.Context()
 	st := t.m.host(req.URL.Host)
@@ -192,7 +203,7 @@ func (t *mannersTransport) RoundTrip(req *http.Request) (*http.Response, error) 
 			release()
 			return nil, err
 		}
-		t.observe(req.URL.Host, st, resp)
+		t.observe(st, resp)
 		if req.Method == http.MethodGet && resp.StatusCode == http.StatusOK && strings.Contains(req.URL.Path, "/manifests/") {
 			st.mu.Lock()
 			st.pulls++
@@ -218,7 +229,7 @@ func (t *mannersTransport) RoundTrip(req *http.Request) (*http.Response, error) 
 
 // lowRemainingWait holds a GET back while the host's last rate-limit reading
 // is below the policy's minimum, re-reading it with HEAD requests.
-func (t *mannersTransport) lowRemainingWait(req *http.Request, st *hostState) error {
+func (t *hostsTransport) lowRemainingWait(req *http.Request, st *hostState) error {
 	if t.policy.MinRemaining <= 0 || !isPull(req) {
 		return nil
 	}
@@ -243,7 +254,7 @@ func (t *mannersTransport) lowRemainingWait(req *http.Request, st *hostState) er
 			return err
 		}
 		resp.Body.Close()
-		if !t.observe(req.URL.Host, st, resp) {
+		if !t.observe(st, resp) {
 			return nil // the host no longer reports a limit: go ahead
 		}
 	}
@@ -251,7 +262,7 @@ func (t *mannersTransport) lowRemainingWait(req *http.Request, st *hostState) er
 
 // observe records rate-limit headers (Docker Hub's "ratelimit-remaining:
 // 76;w=21600"). It reports whether the response carried a reading.
-func (t *mannersTransport) observe(host string, st *hostState, resp *http.Response) bool {
+func (t *hostsTransport) observe(st *hostState, resp *http.Response) bool {
 	limit, okL := parseRateHeader(resp.Header.Get("Ratelimit-Limit"))
 	remaining, okR := parseRateHeader(resp.Header.Get("Ratelimit-Remaining"))
 	if !okR {
@@ -262,11 +273,7 @@ func (t *mannersTransport) observe(host string, st *hostState, resp *http.Respon
 	if okL {
 		st.limit = limit
 	}
-	limit = st.limit
 	st.mu.Unlock()
-	if t.onRate != nil {
-		t.onRate(host, limit, remaining)
-	}
 	return true
 }
 
@@ -334,7 +341,7 @@ const maxErrorBody = 16 << 10
 
 // bound wraps a response body with the idle timeout, the size bounds and
 // the release of the transfer slot.
-func (t *mannersTransport) bound(req *http.Request, resp *http.Response, release func()) io.ReadCloser {
+func (t *hostsTransport) bound(req *http.Request, resp *http.Response, release func()) io.ReadCloser {
 	var limit int64 = -1
 	truncate := false
 	what := ""

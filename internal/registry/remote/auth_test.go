@@ -1,4 +1,4 @@
-package registry_test
+package remote_test
 
 import (
 	"context"
@@ -14,35 +14,11 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 
 	"github.com/regmirror/regmirror/internal/registry"
+	regremote "github.com/regmirror/regmirror/internal/registry/remote"
+	rtransport "github.com/regmirror/regmirror/internal/registry/transport"
 	"github.com/regmirror/regmirror/internal/testutil/imagegen"
 	"github.com/regmirror/regmirror/internal/testutil/regtest"
 )
-
-func TestCloudHelperPerHost(t *testing.T) {
-	for host, want := range map[string]string{
-		"123456789012.dkr.ecr.eu-central-1.amazonaws.com":   "ecr",
-		"123456789012.dkr.ecr.cn-north-1.amazonaws.com.cn":  "ecr",
-		"123456789012.dkr.ecr-fips.us-east-1.amazonaws.com": "ecr",
-		"123456789012.dkr.ecr.eu-west-1.amazonaws.com:443":  "ecr",
-		"public.ecr.aws":                     "ecr",
-		"europe-west3-docker.pkg.dev":        "google",
-		"us-docker.pkg.dev":                  "google",
-		"gcr.io":                             "google",
-		"eu.gcr.io":                          "google",
-		"registry.hub.docker.com":            "",
-		"index.docker.io":                    "",
-		"ghcr.io":                            "",
-		"127.0.0.1:5000":                     "",
-		"dkr.ecr.eu-central-1.amazonaws.com": "", // no account
-		"123456789012.dkr.ecr.eu-central-1.amazonaws.com.evil": "",
-		"pkg.dev":    "",
-		"evilgcr.io": "",
-	} {
-		if got := registry.CloudHelper(host); got != want {
-			t.Errorf("CloudHelper(%q) = %q, want %q", host, got, want)
-		}
-	}
-}
 
 // rotatingCreds is what ECR does: a password valid for a while, then
 // replaced. The keychain hands out the current one and counts how often it
@@ -103,8 +79,8 @@ func TestAuthRefreshAgainstTokenServer(t *testing.T) {
 	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
 	advance := func(d time.Duration) { mu.Lock(); now = now.Add(d); mu.Unlock() }
 
-	st, err := registry.Open(registry.Endpoint{Registry: reg.Host, PlainHTTP: true, AuthRefresh: 10 * time.Hour},
-		registry.Options{Keychain: creds, Now: clock, Retry: &registry.Retry{Attempts: 1, Wait: time.Millisecond, Factor: 1}})
+	st, err := regremote.Open(registry.Endpoint{Registry: reg.Host, PlainHTTP: true, AuthRefresh: 10 * time.Hour},
+		registry.Options{Keychain: creds, Now: clock, Retry: &rtransport.Retry{Attempts: 1, Wait: time.Millisecond, Factor: 1}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -161,7 +137,7 @@ func TestNoRefreshWithoutAuthRefresh(t *testing.T) {
 	imagegen.Push(t, reg.Ref("app:1"), imagegen.Image(2, 1, 64),
 		remote.WithAuth(authn.FromConfig(authn.AuthConfig{Username: "AWS", Password: creds.password()})))
 	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-	st, err := registry.Open(registry.Endpoint{Registry: reg.Host, PlainHTTP: true},
+	st, err := regremote.Open(registry.Endpoint{Registry: reg.Host, PlainHTTP: true},
 		registry.Options{Keychain: creds, Now: func() time.Time { now = now.Add(24 * time.Hour); return now }})
 	if err != nil {
 		t.Fatal(err)

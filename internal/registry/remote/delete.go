@@ -1,37 +1,18 @@
-package registry
+package remote
 
 import (
 	"context"
 	"errors"
 	"fmt"
 	"net/http"
-	"os"
 
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
+
+	"github.com/regmirror/regmirror/internal/registry"
 )
-
-// Deleter is a Store that can delete manifests (prune). Both stores
-// implement it.
-type Deleter interface {
-	// Delete deletes the manifest with this digest from repo, and with it
-	// every tag of repo that points at it (the distribution API has no
-	// other way). A manifest that is already gone is not an error.
-	Delete(ctx context.Context, repo, digest string) error
-}
-
-// BlobChecker is a Store that can say whether it holds a blob (plan's byte
-// estimate). Both stores implement it.
-type BlobChecker interface {
-	// HasBlob asks with a HEAD whether repo holds the blob.
-	HasBlob(ctx context.Context, repo, digest string) (bool, error)
-}
-
-// ErrDeleteRefused is returned (wrapped) when a registry does not allow
-// deleting manifests.
-var ErrDeleteRefused = errors.New("the registry refuses to delete manifests")
 
 func (s *remoteStore) Delete(ctx context.Context, repo, digest string) error {
 	r, err := s.repo(repo)
@@ -52,10 +33,10 @@ func (s *remoteStore) Delete(ctx context.Context, repo, digest string) error {
 		// enabled; say which setting, since nobody remembers it.
 		return fmt.Errorf("deleting %s: %w (%s answered %d: on distribution/docker-registry set storage.delete.enabled: true, "+
 			"or REGISTRY_STORAGE_DELETE_ENABLED=true; on Harbor, Nexus or Artifactory give the account delete permission): %w",
-			ref, ErrDeleteRefused, s.host, terr.StatusCode, err)
+			ref, registry.ErrDeleteRefused, s.host, terr.StatusCode, err)
 	}
 	err = explain(s.host, err)
-	if errors.Is(err, ErrNotFound) {
+	if errors.Is(err, registry.ErrNotFound) {
 		return nil
 	}
 	return fmt.Errorf("deleting %s: %w", ref, err)
@@ -118,34 +99,8 @@ func (s *remoteStore) scopedClient(ctx context.Context, repo name.Repository, sc
 	return &http.Client{Transport: t}, nil
 }
 
-// Delete removes repo's index.json entries for the digest. Blobs stay, as
-// they do on a registry until its garbage collection runs.
-func (s *layoutStore) Delete(_ context.Context, repo, digest string) error {
-	h, err := v1.NewHash(digest)
-	if err != nil {
-		return fmt.Errorf("deleting %q: %w", digest, err)
-	}
-	return s.editIndex(func(d v1.Descriptor) bool { return d.Digest != h || entryRef(d, repo) == "" })
-}
-
-func (s *layoutStore) HasBlob(_ context.Context, _ string, digest string) (bool, error) {
-	h, err := v1.NewHash(digest)
-	if err != nil {
-		return false, fmt.Errorf("blob %q: %w", digest, err)
-	}
-	_, err = os.Stat(s.blobPath(h))
-	switch {
-	case err == nil:
-		return true, nil
-	case errors.Is(err, os.ErrNotExist):
-		return false, nil
-	}
-	return false, err
-}
-
 var (
-	_ Deleter     = (*remoteStore)(nil)
-	_ Deleter     = (*layoutStore)(nil)
-	_ BlobChecker = (*remoteStore)(nil)
-	_ BlobChecker = (*layoutStore)(nil)
+	_ registry.Deleter        = (*remoteStore)(nil)
+	_ registry.BlobChecker    = (*remoteStore)(nil)
+	_ registry.ReferrerLister = (*remoteStore)(nil)
 )

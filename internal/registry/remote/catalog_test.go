@@ -1,4 +1,4 @@
-package registry_test
+package remote_test
 
 import (
 	"errors"
@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/regmirror/regmirror/internal/registry"
+	"github.com/regmirror/regmirror/internal/registry/transport"
 )
 
 // The catalog is paged like a tag list and bounded the same way: see
@@ -21,7 +22,7 @@ func TestEndlessCatalogPageIsAnError(t *testing.T) {
 		endless(w, r, sent, `,"r"`)
 	})
 	_, _, err := s.Catalog(testCtx(t), 0)
-	if !errors.Is(err, registry.ErrTooLarge) {
+	if !errors.Is(err, transport.ErrTooLarge) {
 		t.Fatalf("want ErrTooLarge, got %v", err)
 	}
 	if n := sent.Load(); n > maxSent {
@@ -37,7 +38,7 @@ func TestEndlessCatalogPagesAreAnError(t *testing.T) {
 		fmt.Fprintf(w, `{"repositories":["r%d"]}`, n)
 	})
 	_, _, err := s.Catalog(testCtx(t), 0)
-	if !errors.Is(err, registry.ErrTooLarge) {
+	if !errors.Is(err, transport.ErrTooLarge) {
 		t.Fatalf("want ErrTooLarge, got %v", err)
 	}
 	if n := pages.Load(); n > 51 {
@@ -94,7 +95,7 @@ func TestCatalogRefusedIsNoCatalog(t *testing.T) {
 	s, _ := hostile(t, func(w http.ResponseWriter, r *http.Request, _ *atomic.Int64) {
 		w.WriteHeader(http.StatusBadGateway)
 	})
-	if _, _, err := s.Catalog(testCtx(t), 0); err == nil || errors.Is(err, registry.ErrNoCatalog) || !registry.Retryable(err) {
+	if _, _, err := s.Catalog(testCtx(t), 0); err == nil || errors.Is(err, registry.ErrNoCatalog) || !transport.Retryable(err) {
 		t.Errorf("HTTP 502: want a retryable listing error, got %v", err)
 	}
 }

@@ -1,4 +1,11 @@
-package registry
+// Package layout is the Store of an OCI image layout directory ("oci:PATH")
+// used as a registry, and the one writer of OCI layouts in regmirror (air-gap
+// bundles are layouts too). A layout holds images of many repositories:
+// each index.json entry names its image with containerd's
+// io.containerd.image.name annotation. Blobs are written to a temporary
+// file, checked against their digest and renamed into place, and index.json
+// is replaced atomically, last: an interrupted push leaves no tag behind.
+package layout
 
 import (
 	"bytes"
@@ -19,6 +26,9 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/layout"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 	"golang.org/x/sync/errgroup"
+
+	"github.com/regmirror/regmirror/internal/registry"
+	"github.com/regmirror/regmirror/internal/registry/transport"
 )
 
 // Annotations naming an image in an OCI layout. The layout holds images of
@@ -34,11 +44,11 @@ const (
 type layoutStore struct {
 	dir  string
 	mu   *sync.Mutex // guards index.json; shared by every store of dir
-	opts LayoutOptions
+	opts Options
 }
 
-// LayoutOptions adjust a layout written as an air-gap bundle.
-type LayoutOptions struct {
+// Options adjust a layout written as an air-gap bundle.
+type Options struct {
 	// Elsewhere reports blobs held outside this layout (by an earlier
 	// bundle): Push neither reads nor writes them, so an incremental
 	// bundle carries only what its chain lacks.
@@ -51,9 +61,9 @@ type LayoutOptions struct {
 	FullRefName bool
 }
 
-// OpenLayout returns the OCI layout store at dir with options.
-func OpenLayout(dir string, o LayoutOptions) (Store, error) {
-	s, err := openLayout(Endpoint{Registry: LayoutPrefix + dir})
+// OpenDir returns the OCI layout store at dir with options.
+func OpenDir(dir string, o Options) (registry.Store, error) {
+	s, err := openLayout(registry.Endpoint{Registry: registry.LayoutPrefix + dir})
 	if err != nil {
 		return nil, err
 	}
@@ -61,13 +71,18 @@ func OpenLayout(dir string, o LayoutOptions) (Store, error) {
 	return s, nil
 }
 
+// Open returns the Store of an "oci:PATH" endpoint.
+func Open(ep registry.Endpoint, _ registry.Options) (registry.Store, error) {
+	return openLayout(ep)
+}
+
 var (
 	layoutLocksMu sync.Mutex
 	layoutLocks   = map[string]*sync.Mutex{}
 )
 
-func openLayout(ep Endpoint) (*layoutStore, error) {
-	dir := strings.TrimPrefix(ep.Registry, LayoutPrefix)
+func openLayout(ep registry.Endpoint) (*layoutStore, error) {
+	dir := strings.TrimPrefix(ep.Registry, registry.LayoutPrefix)
 	if dir == "" {
 		return nil, fmt.Errorf("registry %q: an OCI layout needs a path (oci:PATH)", ep.Registry)
 	}
@@ -85,10 +100,10 @@ func openLayout(ep Endpoint) (*layoutStore, error) {
 	return &layoutStore{dir: dir, mu: mu}, nil
 }
 
-func (s *layoutStore) String() string { return LayoutPrefix + s.dir }
+func (s *layoutStore) String() string { return registry.LayoutPrefix + s.dir }
 
 func (s *layoutStore) Ref(repo, ref string) string {
-	return formatRef(s.String()+"/"+strings.TrimPrefix(repo, "/"), ref)
+	return registry.FormatRef(s.String()+"/"+strings.TrimPrefix(repo, "/"), ref)
 }
 
 // readIndex reads index.json. A missing layout reads as empty, so a target
@@ -157,7 +172,7 @@ func (s *layoutStore) Tags(_ context.Context, repo string) ([]string, error) {
 		tags = append(tags, ref)
 	}
 	if len(tags) == 0 {
-		return nil, fmt.Errorf("%s: repository %s: %w", s, repo, ErrNotFound)
+		return nil, fmt.Errorf("%s: repository %s: %w", s, repo, registry.ErrNotFound)
 	}
 	return tags, nil
 }
@@ -208,14 +223,14 @@ func (s *layoutStore) Head(_ context.Context, repo, ref string) (v1.Descriptor, 
 			return d, nil
 		}
 	}
-	return v1.Descriptor{}, fmt.Errorf("%s: %w", s.Ref(repo, ref), ErrNotFound)
+	return v1.Descriptor{}, fmt.Errorf("%s: %w", s.Ref(repo, ref), registry.ErrNotFound)
 }
 
 // blobDescriptor describes a manifest blob that index.json does not list.
 func (s *layoutStore) blobDescriptor(h v1.Hash) (v1.Descriptor, error) {
 	b, err := os.ReadFile(s.blobPath(h))
 	if errors.Is(err, os.ErrNotExist) {
-		return v1.Descriptor{}, fmt.Errorf("%s: %s: %w", s, h, ErrNotFound)
+		return v1.Descriptor{}, fmt.Errorf("%s: %s: %w", s, h, registry.ErrNotFound)
 	}
 	if err != nil {
 		return v1.Descriptor{}, err
@@ -229,13 +244,13 @@ func (s *layoutStore) blobDescriptor(h v1.Hash) (v1.Descriptor, error) {
 	return v1.Descriptor{MediaType: m.MediaType, Digest: h, Size: int64(len(b))}, nil
 }
 
-func (s *layoutStore) Fetch(ctx context.Context, repo, ref string) (*Artifact, error) {
+func (s *layoutStore) Fetch(ctx context.Context, repo, ref string) (*registry.Artifact, error) {
 	d, err := s.Head(ctx, repo, ref)
 	if err != nil {
 		return nil, err
 	}
 	p := layout.Path(s.dir)
-	a := &Artifact{Desc: d}
+	a := &registry.Artifact{Desc: d}
 	switch {
 	case d.MediaType.IsIndex():
 		root, err := p.ImageIndex()
@@ -261,7 +276,7 @@ func (s *layoutStore) blobPath(h v1.Hash) string {
 	return filepath.Join(s.dir, "blobs", h.Algorithm, h.Hex)
 }
 
-func (s *layoutStore) Push(ctx context.Context, repo, ref string, a *Artifact) (int64, error) {
+func (s *layoutStore) Push(ctx context.Context, repo, ref string, a *registry.Artifact) (int64, error) {
 	if err := os.MkdirAll(filepath.Join(s.dir, "blobs", "sha256"), 0o755); err != nil {
 		return 0, err
 	}
@@ -275,11 +290,11 @@ func (s *layoutStore) Push(ctx context.Context, repo, ref string, a *Artifact) (
 	repo = strings.TrimPrefix(repo, "/")
 	d := a.Desc
 	d.Platform = nil
-	d.Annotations = map[string]string{AnnotationImageName: formatRef(repo, ref)}
+	d.Annotations = map[string]string{AnnotationImageName: registry.FormatRef(repo, ref)}
 	if _, err := v1.NewHash(ref); err != nil {
 		d.Annotations[AnnotationRefName] = ref
 		if s.opts.FullRefName {
-			d.Annotations[AnnotationRefName] = formatRef(repo, ref)
+			d.Annotations[AnnotationRefName] = registry.FormatRef(repo, ref)
 		}
 	}
 	return w.written(), s.putIndexEntry(repo, ref, d)
@@ -360,7 +375,7 @@ func (w *blobWriter) written() int64 {
 	return w.n
 }
 
-func (w *blobWriter) artifact(ctx context.Context, a *Artifact) error {
+func (w *blobWriter) artifact(ctx context.Context, a *registry.Artifact) error {
 	if a.Index != nil {
 		return w.index(ctx, a.Index)
 	}
@@ -517,7 +532,7 @@ func (w *blobWriter) stream(ctx context.Context, h v1.Hash, r io.Reader) error {
 	w.mu.Lock()
 	w.n += n
 	w.mu.Unlock()
-	reportProgress(ctx, n)
+	transport.ReportProgress(ctx, n)
 	return nil
 }
 

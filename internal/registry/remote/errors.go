@@ -1,4 +1,4 @@
-package registry
+package remote
 
 import (
 	"crypto/tls"
@@ -10,6 +10,8 @@ import (
 	"strings"
 
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
+
+	"github.com/regmirror/regmirror/internal/registry"
 )
 
 // explain turns the errors users most often meet into messages that say how
@@ -34,7 +36,7 @@ func explain(host string, err error) error {
 	case errors.As(err, &terr):
 		switch terr.StatusCode {
 		case http.StatusNotFound:
-			return fmt.Errorf("%w: %w", ErrNotFound, err)
+			return fmt.Errorf("%w: %w", registry.ErrNotFound, err)
 		case http.StatusUnauthorized:
 			return fmt.Errorf("%w (authentication failed for %s: check the credentials in the config, or `regmirror login` / docker's config.json)", err, host)
 		case http.StatusForbidden:
@@ -42,7 +44,7 @@ func explain(host string, err error) error {
 		}
 		for _, d := range terr.Errors {
 			if d.Code == transport.ManifestUnknownErrorCode || d.Code == transport.NameUnknownErrorCode {
-				return fmt.Errorf("%w: %w", ErrNotFound, err)
+				return fmt.Errorf("%w: %w", registry.ErrNotFound, err)
 			}
 		}
 	}

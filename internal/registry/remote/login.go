@@ -1,4 +1,4 @@
-package registry
+package remote
 
 import (
 	"context"
@@ -10,6 +10,9 @@ import (
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
+
+	"github.com/regmirror/regmirror/internal/registry"
+	rtransport "github.com/regmirror/regmirror/internal/registry/transport"
 )
 
 // ErrLoginRejected is returned (wrapped) when a registry refuses the
@@ -21,11 +24,11 @@ var ErrLoginRejected = errors.New("login rejected")
 // (a token request for bearer registries, which is where those check the
 // password), then GET /v2/ with the credentials – the step that checks
 // them on registries using basic auth.
-func CheckLogin(ctx context.Context, ep Endpoint, o Options) error {
+func CheckLogin(ctx context.Context, ep registry.Endpoint, o registry.Options) error {
 	if ep.IsLayout() {
 		return fmt.Errorf("%s is an OCI layout, not a registry", ep.Registry)
 	}
-	host := ep.host()
+	host := ep.Host()
 	var nameOpts []name.Option
 	if ep.PlainHTTP || ep.SkipTLSVerify {
 		nameOpts = append(nameOpts, name.Insecure)
@@ -34,10 +37,10 @@ func CheckLogin(ctx context.Context, ep Endpoint, o Options) error {
 	if err != nil {
 		return fmt.Errorf("registry %q: %w", ep.Registry, err)
 	}
-	if o.Manners == nil {
-		o.Manners = DefaultManners()
+	if o.Hosts == nil {
+		o.Hosts = rtransport.DefaultHosts()
 	}
-	rt, err := newTransport(ep, o, newLedger())
+	rt, err := rtransport.New(ep.TransportConfig(), o.Hosts, nil)
 	if err != nil {
 		return fmt.Errorf("registry %s: %w", host, err)
 	}

@@ -1,4 +1,4 @@
-package registry_test
+package layout_test
 
 import (
 	"context"
@@ -9,6 +9,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/partial"
 
 	"github.com/regmirror/regmirror/internal/registry"
+	"github.com/regmirror/regmirror/internal/registry/layout"
 	"github.com/regmirror/regmirror/internal/testutil/imagegen"
 )
 
@@ -17,7 +18,7 @@ import (
 // reports the blob files.
 func TestLayoutDeleteAndHasBlob(t *testing.T) {
 	ctx := context.Background()
-	s, err := registry.Open(registry.Endpoint{Registry: "oci:" + t.TempDir()}, registry.Options{})
+	s, err := layout.Open(registry.Endpoint{Registry: "oci:" + t.TempDir()}, registry.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,4 +1,11 @@
-package registry
+// Package remote is the Store of a registry spoken to over the
+// distribution API (go-containerregistry's remote package underneath). It
+// owns what is particular to a registry: credentials and their refresh,
+// cross-repository mounts and the blob ledger that keeps one upload per
+// digest, cancelling the upload sessions of a failed push, paginated tag
+// lists and catalogs, referrers, deletes, checking a login, and turning
+// the errors users meet most often into messages that say how to fix them.
+package remote
 
 import (
 	"context"
@@ -6,62 +13,33 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"net/http"
 	"net/url"
 	"strconv"
 	"strings"
 	"sync/atomic"
-	"time"
 
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
-)
 
-// Options tune how stores talk to registries.
-type Options struct {
-	// Jobs caps concurrent blob transfers within one image (default 4).
-	Jobs int
-	// UserAgent is sent with every request.
-	UserAgent string
-	// Keychain resolves credentials when an endpoint has none of its own
-	// (default: docker's config.json with credential helpers, then the
-	// cloud keychain for ECR and Google hosts; see CloudHelper).
-	Keychain authn.Keychain
-	// Now is the clock for credential refresh (tests inject one).
-	Now func() time.Time
-	// Logger receives debug lines from cloud credential helpers; nil
-	// discards.
-	Logger *slog.Logger
-	// Retry overrides the request retry policy (tests make it fast).
-	Retry *Retry
-	// OnRateLimit, if set, is called with every rate-limit reading a
-	// registry sends (ratelimit-limit / ratelimit-remaining headers).
-	OnRateLimit func(host string, limit, remaining int)
-	// Manners are shared by every store opened with these Options (the
-	// global transfer limit, per-host waits). Nil: DefaultManners, shared
-	// by the stores of this Options value only.
-	Manners *Manners
-	// PageSize asks for tag lists and catalogs in pages of this size (0:
-	// tag lists in pages of 1000, go-containerregistry's default, and the
-	// catalog in pages of the registry's choosing). Pages are always
-	// followed via the Link header.
-	PageSize int
-}
+	"github.com/regmirror/regmirror/internal/registry"
+	"github.com/regmirror/regmirror/internal/registry/auth"
+	rtransport "github.com/regmirror/regmirror/internal/registry/transport"
+)
 
 // remoteStore is a registry spoken to over the distribution API.
 type remoteStore struct {
-	ep        Endpoint
+	ep        registry.Endpoint
 	host      string
 	nameOpts  []name.Option
 	puller    *remote.Puller
 	pusher    *remote.Pusher
 	maxPages  int
 	pageSize  int
-	retry     Retry
+	retry     rtransport.Retry
 	ledger    *ledger
 	userAgent string
 	rt        http.RoundTripper // our transport stack, below authentication
@@ -69,12 +47,9 @@ type remoteStore struct {
 	keychain  authn.Keychain
 }
 
-// Open returns the Store for an endpoint.
-func Open(ep Endpoint, o Options) (Store, error) {
-	if ep.IsLayout() {
-		return openLayout(ep)
-	}
-	host := ep.host()
+// Open returns the Store of a registry endpoint.
+func Open(ep registry.Endpoint, o registry.Options) (registry.Store, error) {
+	host := ep.Host()
 	var nameOpts []name.Option
 	if ep.PlainHTTP || ep.SkipTLSVerify {
 		// Let go-containerregistry try https first and fall back to
@@ -84,27 +59,27 @@ func Open(ep Endpoint, o Options) (Store, error) {
 	if _, err := name.NewRegistry(host, nameOpts...); err != nil {
 		return nil, fmt.Errorf("registry %q: %w", ep.Registry, err)
 	}
-	if o.Manners == nil {
-		o.Manners = DefaultManners()
+	if o.Hosts == nil {
+		o.Hosts = rtransport.DefaultHosts()
 	}
-	o.Manners.LimitHost(host, ep.MaxConcurrentRequests)
+	o.Hosts.LimitHost(host, ep.MaxConcurrentRequests)
 	led := newLedger()
-	rt, err := newTransport(ep, o, led)
+	rt, err := rtransport.New(ep.TransportConfig(), o.Hosts, led.transport)
 	if err != nil {
 		return nil, fmt.Errorf("registry %s: %w", host, err)
 	}
-	if o.Jobs <= 0 {
-		o.Jobs = 4
+	if o.BlobsPerImage <= 0 {
+		o.BlobsPerImage = 4
 	}
 	if o.UserAgent == "" {
 		o.UserAgent = "regmirror"
 	}
 	opts := []remote.Option{
 		remote.WithTransport(rt),
-		remote.WithJobs(o.Jobs),
+		remote.WithJobs(o.BlobsPerImage),
 		remote.WithUserAgent(o.UserAgent),
 	}
-	store := &remoteStore{ep: ep, host: host, nameOpts: nameOpts, maxPages: o.Manners.MaxTagPages, ledger: led, rt: rt}
+	store := &remoteStore{ep: ep, host: host, nameOpts: nameOpts, maxPages: o.Hosts.MaxTagPages, ledger: led, rt: rt}
 	switch {
 	case ep.Anonymous:
 		store.auth = authn.Anonymous
@@ -113,18 +88,18 @@ func Open(ep Endpoint, o Options) (Store, error) {
 	default:
 		store.keychain = o.Keychain
 		if store.keychain == nil {
-			store.keychain = cloudKeychain(host, helperLog(o.Logger, host))
+			store.keychain = auth.Keychain(host, o.Logger)
 		}
 		every := ep.AuthRefresh
-		if every <= 0 && CloudHelper(host) == "ecr" {
-			every = DefaultECRRefresh
+		if every <= 0 && auth.CloudHelper(host) == "ecr" {
+			every = auth.DefaultECRRefresh
 		}
 		if every > 0 {
 			reg, err := name.NewRegistry(host, nameOpts...)
 			if err != nil {
 				return nil, fmt.Errorf("registry %q: %w", ep.Registry, err)
 			}
-			store.auth = newRefreshingAuth(store.keychain, reg, every, o.Now)
+			store.auth = auth.NewRefreshing(store.keychain, reg, every, o.Now)
 		}
 	}
 	if store.auth != nil {
@@ -135,12 +110,12 @@ func Open(ep Endpoint, o Options) (Store, error) {
 	if o.PageSize > 0 {
 		opts = append(opts, remote.WithPageSize(o.PageSize))
 	}
-	retry := DefaultRetry
+	retry := rtransport.DefaultRetry
 	if o.Retry != nil {
 		retry = *o.Retry
 	}
 	store.retry, store.pageSize, store.userAgent = retry, o.PageSize, o.UserAgent
-	opts = append(opts, retry.options()...)
+	opts = append(opts, retry.RemoteOptions()...)
 	if store.puller, err = remote.NewPuller(opts...); err != nil {
 		return nil, err
 	}
@@ -154,14 +129,7 @@ func Open(ep Endpoint, o Options) (Store, error) {
 func (s *remoteStore) String() string { return s.host }
 
 func (s *remoteStore) Ref(repo, ref string) string {
-	return formatRef(s.host+"/"+s.ep.RepoPath(repo), ref)
-}
-
-func formatRef(repo, ref string) string {
-	if _, err := v1.NewHash(ref); err == nil {
-		return repo + "@" + ref
-	}
-	return repo + ":" + ref
+	return registry.FormatRef(s.host+"/"+s.ep.RepoPath(repo), ref)
 }
 
 func (s *remoteStore) repo(repo string) (name.Repository, error) {
@@ -202,7 +170,7 @@ func (s *remoteStore) Tags(ctx context.Context, repo string) ([]string, error) {
 	seen := map[string]bool{}
 	for pages := 0; l.HasNext(); pages++ {
 		if pages >= s.maxPages {
-			return nil, fmt.Errorf("listing tags of %s: more than %d pages: %w", r, s.maxPages, ErrTooLarge)
+			return nil, fmt.Errorf("listing tags of %s: more than %d pages: %w", r, s.maxPages, rtransport.ErrTooLarge)
 		}
 		page, err := l.Next(ctx)
 		if err != nil {
@@ -227,10 +195,10 @@ func (s *remoteStore) Tags(ctx context.Context, repo string) ([]string, error) {
 // went over https), and which asks for n=1000 by default, which registries
 // with a smaller catalog.maxentries refuse.
 func (s *remoteStore) Catalog(ctx context.Context, max int) ([]string, bool, error) {
-	if IsDockerHub(s.ep.Registry) {
+	if registry.IsDockerHub(s.ep.Registry) {
 		// Docker Hub answers /v2/_catalog with 401 whatever the
 		// credentials; say so without asking.
-		return nil, false, fmt.Errorf("%w: Docker Hub (%s) does not offer the registry catalog API (/v2/_catalog), so repositories cannot be discovered with from: regex: there; name each repository in its own mapping", ErrNoCatalog, s.ep.Registry)
+		return nil, false, fmt.Errorf("%w: Docker Hub (%s) does not offer the registry catalog API (/v2/_catalog), so repositories cannot be discovered with from: regex: there; name each repository in its own mapping", registry.ErrNoCatalog, s.ep.Registry)
 	}
 	reg, err := name.NewRegistry(s.host, s.nameOpts...)
 	if err != nil {
@@ -249,7 +217,7 @@ func (s *remoteStore) Catalog(ctx context.Context, max int) ([]string, bool, err
 	seen := map[string]bool{}
 	for next, pages := first.String(), 0; next != ""; pages++ {
 		if pages >= s.maxPages {
-			return nil, false, fmt.Errorf("listing the catalog of %s: more than %d pages: %w", s.host, s.maxPages, ErrTooLarge)
+			return nil, false, fmt.Errorf("listing the catalog of %s: more than %d pages: %w", s.host, s.maxPages, rtransport.ErrTooLarge)
 		}
 		var page []string
 		page, next, err = catalogPage(ctx, client, next)
@@ -339,7 +307,7 @@ func (s *remoteStore) registryClient(ctx context.Context, reg name.Registry) (*h
 	if err != nil {
 		return nil, err
 	}
-	rt := transport.NewRetry(s.rt, s.retry.transportOptions()...)
+	rt := transport.NewRetry(s.rt, s.retry.TransportOptions()...)
 	rt = transport.NewUserAgent(rt, s.userAgent)
 	t, err := transport.NewWithContext(ctx, reg, auth, rt, []string{reg.Scope(transport.PullScope)})
 	if err != nil {
@@ -365,7 +333,7 @@ func (s *remoteStore) catalogErr(err error) error {
 		}
 		if no {
 			return fmt.Errorf("%w: %s does not offer its catalog (/v2/_catalog) to us (HTTP %d), so repositories cannot be discovered with from: regex:; check that the credentials may list the catalog, or name each repository in its own mapping: %w",
-				ErrNoCatalog, s.host, terr.StatusCode, err)
+				registry.ErrNoCatalog, s.host, terr.StatusCode, err)
 		}
 	}
 	return fmt.Errorf("listing the catalog of %s: %w", s.host, explain(s.host, err))
@@ -383,7 +351,7 @@ func (s *remoteStore) Head(ctx context.Context, repo, ref string) (v1.Descriptor
 	return *d, nil
 }
 
-func (s *remoteStore) Fetch(ctx context.Context, repo, ref string) (*Artifact, error) {
+func (s *remoteStore) Fetch(ctx context.Context, repo, ref string) (*registry.Artifact, error) {
 	r, err := s.reference(repo, ref)
 	if err != nil {
 		return nil, err
@@ -392,7 +360,7 @@ func (s *remoteStore) Fetch(ctx context.Context, repo, ref string) (*Artifact, e
 	if err != nil {
 		return nil, explain(s.host, err)
 	}
-	a := &Artifact{Desc: d.Descriptor}
+	a := &registry.Artifact{Desc: d.Descriptor}
 	switch {
 	case d.MediaType.IsIndex():
 		a.Index, err = d.ImageIndex()
@@ -407,14 +375,14 @@ func (s *remoteStore) Fetch(ctx context.Context, repo, ref string) (*Artifact, e
 	return a, nil
 }
 
-func (s *remoteStore) Push(ctx context.Context, repo, ref string, a *Artifact) (int64, error) {
+func (s *remoteStore) Push(ctx context.Context, repo, ref string, a *registry.Artifact) (int64, error) {
 	r, err := s.reference(repo, ref)
 	if err != nil {
 		return 0, err
 	}
 	var n atomic.Int64
 	o := &owner{}
-	ctx = context.WithValue(WithByteCounter(ctx, &n), ownerKey{}, o)
+	ctx = context.WithValue(rtransport.WithByteCounter(ctx, &n), ownerKey{}, o)
 	if tag, ok := r.(name.Tag); ok {
 		ctx = context.WithValue(ctx, tagCheckedKey{}, "/v2/"+tag.RepositoryStr()+"/manifests/"+tag.TagStr())
 	}

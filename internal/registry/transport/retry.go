@@ -1,4 +1,4 @@
-package registry
+package transport
 
 import (
 	"errors"
@@ -62,9 +62,9 @@ type Retry struct {
 // DefaultRetry waits 1s, 3s, 9s.
 var DefaultRetry = Retry{Attempts: 4, Wait: time.Second, Factor: 3}
 
-// transportOptions are the same policy for requests made outside
+// TransportOptions are the same policy for requests made outside
 // go-containerregistry's remote package.
-func (r Retry) transportOptions() []transport.Option {
+func (r Retry) TransportOptions() []transport.Option {
 	return []transport.Option{
 		transport.WithRetryPredicate(Retryable),
 		transport.WithRetryBackoff(transport.Backoff{Duration: r.Wait, Factor: r.Factor, Jitter: 0.1, Steps: r.Attempts}),
@@ -75,7 +75,8 @@ func (r Retry) transportOptions() []transport.Option {
 var retryStatusCodes = []int{http.StatusRequestTimeout, http.StatusTooManyRequests, http.StatusInternalServerError,
 	http.StatusBadGateway, http.StatusServiceUnavailable, http.StatusGatewayTimeout}
 
-func (r Retry) options() []remote.Option {
+// RemoteOptions hand the policy to go-containerregistry's remote package.
+func (r Retry) RemoteOptions() []remote.Option {
 	return []remote.Option{
 		remote.WithRetryPredicate(Retryable),
 		remote.WithRetryBackoff(remote.Backoff{Duration: r.Wait, Factor: r.Factor, Jitter: 0.1, Steps: r.Attempts}),

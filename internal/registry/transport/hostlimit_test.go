@@ -1,4 +1,4 @@
-package registry
+package transport
 
 import (
 	"context"
@@ -24,7 +24,7 @@ func TestHostLimitSlots(t *testing.T) {
 	dig, _ := layers[0].Digest()
 	blobURL := reg.URL + "/v2/app/blobs/" + dig.String()
 
-	m := DefaultManners()
+	m := DefaultHosts()
 	m.LimitHost(reg.Host, 4)
 	m.LimitHost(reg.Host, 1) // the smallest cap wins
 	m.LimitHost(reg.Host, 0) // "no cap" from another location changes nothing
@@ -104,7 +104,7 @@ func TestHostLimitSlots(t *testing.T) {
 // outside the scope it waits.
 func TestCopyScopeRides(t *testing.T) {
 	reg := regtest.New(t)
-	m := DefaultManners()
+	m := DefaultHosts()
 	m.LimitHost(reg.Host, 1)
 	c := &http.Client{Transport: &limitTransport{inner: reg.Transport(), m: m}}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)

@@ -1,4 +1,8 @@
-package registry
+// Package auth resolves registry credentials when a location gives none of
+// its own: docker's config.json (and the credential helpers it names), then
+// the cloud keychain for ECR and Google hosts. It also re-resolves them on a
+// schedule (dregsy's auth-refresh), for daemons that outlive 12-hour tokens.
+package auth
 
 import (
 	"context"
@@ -55,8 +59,13 @@ func isECRHost(host string) bool {
 // no AWS call while the cached token is fresh.
 const DefaultECRRefresh = time.Hour
 
-// cloudKeychain returns the keychain for host: docker's config.json first,
-// then the host's cloud keychain, if any.
+// Keychain returns the keychain for host: docker's config.json first, then
+// the host's cloud keychain, if any. The cloud helpers' log lines go to log
+// at debug level (nil discards).
+func Keychain(host string, log *slog.Logger) authn.Keychain {
+	return cloudKeychain(host, helperLog(log, host))
+}
+
 func cloudKeychain(host string, logw io.Writer) authn.Keychain {
 	switch CloudHelper(host) {
 	case "ecr":
@@ -82,6 +91,12 @@ type refreshingAuth struct {
 	mu  sync.Mutex
 	cur authn.Authenticator
 	at  time.Time
+}
+
+// NewRefreshing returns credentials for res resolved from kc, resolved
+// again once they are older than every. now is the clock (nil: time.Now).
+func NewRefreshing(kc authn.Keychain, res authn.Resource, every time.Duration, now func() time.Time) authn.Authenticator {
+	return newRefreshingAuth(kc, res, every, now)
 }
 
 func newRefreshingAuth(kc authn.Keychain, res authn.Resource, every time.Duration, now func() time.Time) *refreshingAuth {

@@ -1,4 +1,4 @@
-package registry_test
+package remote_test
 
 import (
 	"context"
@@ -14,6 +14,8 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 
 	"github.com/regmirror/regmirror/internal/registry"
+	"github.com/regmirror/regmirror/internal/registry/remote"
+	rtransport "github.com/regmirror/regmirror/internal/registry/transport"
 )
 
 // Hostile registries: responses no real registry sends on demand, so each
@@ -33,12 +35,12 @@ func hostile(t *testing.T, h func(w http.ResponseWriter, r *http.Request, sent *
 		h(w, r, &sent)
 	}))
 	t.Cleanup(srv.Close)
-	m := registry.DefaultManners()
+	m := rtransport.DefaultHosts()
 	m.IdleTimeout = 300 * time.Millisecond
 	m.MaxTagPages = 50
 	m.MaxListSize = 1 << 20
-	s, err := registry.Open(registry.Endpoint{Registry: strings.TrimPrefix(srv.URL, "http://"), PlainHTTP: true, Anonymous: true},
-		registry.Options{Manners: m, Retry: &registry.Retry{Attempts: 2, Wait: time.Millisecond, Factor: 1}})
+	s, err := remote.Open(registry.Endpoint{Registry: strings.TrimPrefix(srv.URL, "http://"), PlainHTTP: true, Anonymous: true},
+		registry.Options{Hosts: m, Retry: &rtransport.Retry{Attempts: 2, Wait: time.Millisecond, Factor: 1}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -80,7 +82,7 @@ func TestHugeErrorBodyKeepsStatusAndIsNotRead(t *testing.T) {
 	if !errors.As(err, &terr) || terr.StatusCode != http.StatusServiceUnavailable {
 		t.Fatalf("want the 503 as a transport error, got %v", err)
 	}
-	if !registry.Retryable(err) {
+	if !rtransport.Retryable(err) {
 		t.Error("a 503 with a huge body is no longer retryable")
 	}
 	if n := sent.Load(); n > maxSent {
@@ -107,10 +109,10 @@ func TestManifestOverLimitIsAnError(t *testing.T) {
 				endless(w, r, sent, "y")
 			})
 			_, err := s.Fetch(testCtx(t), "app", "1")
-			if !errors.Is(err, registry.ErrTooLarge) {
+			if !errors.Is(err, rtransport.ErrTooLarge) {
 				t.Fatalf("want ErrTooLarge, got %v", err)
 			}
-			if registry.Retryable(err) {
+			if rtransport.Retryable(err) {
 				t.Error("an oversized manifest is retryable")
 			}
 			if n := sent.Load(); n > maxSent {
@@ -127,7 +129,7 @@ func TestEndlessTagListPageIsAnError(t *testing.T) {
 		endless(w, r, sent, `,"t"`)
 	})
 	_, err := s.Tags(testCtx(t), "app")
-	if !errors.Is(err, registry.ErrTooLarge) {
+	if !errors.Is(err, rtransport.ErrTooLarge) {
 		t.Fatalf("want ErrTooLarge, got %v", err)
 	}
 	if n := sent.Load(); n > maxSent {
@@ -143,7 +145,7 @@ func TestEndlessTagListPagesAreAnError(t *testing.T) {
 		fmt.Fprintf(w, `{"name":"app","tags":["t%d"]}`, n)
 	})
 	_, err := s.Tags(testCtx(t), "app")
-	if !errors.Is(err, registry.ErrTooLarge) {
+	if !errors.Is(err, rtransport.ErrTooLarge) {
 		t.Fatalf("want ErrTooLarge, got %v", err)
 	}
 	if n := pages.Load(); n > 51 {
@@ -184,7 +186,7 @@ func TestStalledManifestIsAnIdleTimeout(t *testing.T) {
 		}
 	})
 	_, err := s.Fetch(testCtx(t), "app", "1")
-	if !errors.Is(err, registry.ErrIdleTimeout) {
+	if !errors.Is(err, rtransport.ErrIdleTimeout) {
 		t.Fatalf("want ErrIdleTimeout, got %v", err)
 	}
 }

@@ -1,4 +1,4 @@
-package registry
+package transport
 
 import (
 	"context"
@@ -20,10 +20,30 @@ import (
 	"github.com/google/go-containerregistry/pkg/name"
 )
 
+// Config is what the transport needs to know of one endpoint.
+type Config struct {
+	// Host is "host[:port]" as requests name it (Docker Hub's canonical
+	// index.docker.io for its aliases).
+	Host string
+	// PlainHTTP allows plain HTTP to Host.
+	PlainHTTP bool
+	// SkipTLSVerify disables certificate verification and, as in skopeo
+	// and dregsy, allows falling back to plain HTTP.
+	SkipTLSVerify bool
+	// CAFile is an extra PEM CA bundle to trust.
+	CAFile string
+	// CertsDir is a docker certs.d directory: CertsDir/<host>/*.crt are
+	// CAs, client.cert and client.key a client certificate.
+	CertsDir string
+	// RateLimit holds pulls back while the host's remaining allowance is
+	// low.
+	RateLimit RateLimitPolicy
+}
+
 // tlsConfig builds the TLS settings for one endpoint: the system roots plus
 // ca-file and certs.d CAs, a client certificate from certs.d, and
 // verification turned off only when skip-tls-verify asks for it.
-func tlsConfig(e Endpoint) (*tls.Config, error) {
+func tlsConfig(e Config) (*tls.Config, error) {
 	cfg := &tls.Config{MinVersion: tls.VersionTLS12}
 	if e.SkipTLSVerify {
 		cfg.InsecureSkipVerify = true // the user asked for it: skip-tls-verify
@@ -45,7 +65,7 @@ func tlsConfig(e Endpoint) (*tls.Config, error) {
 		extra = true
 	}
 	if e.CertsDir != "" {
-		dir := filepath.Join(e.CertsDir, e.host())
+		dir := filepath.Join(e.CertsDir, e.Host)
 		entries, err := os.ReadDir(dir)
 		if err != nil && !errors.Is(err, os.ErrNotExist) {
 			return nil, fmt.Errorf("reading certs-dir: %w", err)
@@ -86,9 +106,12 @@ func tlsConfig(e Endpoint) (*tls.Config, error) {
 	return cfg, nil
 }
 
-// newTransport returns the base HTTP transport for an endpoint: connections
-// are pooled per host and reused for the whole run.
-func newTransport(e Endpoint, o Options, l *ledger) (http.RoundTripper, error) {
+// New returns the transport stack for an endpoint, one RoundTripper per
+// concern: connections are pooled per host and reused for the whole run,
+// and every request follows the shared Hosts' policy. mid, if set, wraps
+// the stack just above the host's manners (the remote store's blob
+// ledger sits there).
+func New(e Config, h *Hosts, mid func(http.RoundTripper) http.RoundTripper) (http.RoundTripper, error) {
 	tc, err := tlsConfig(e)
 	if err != nil {
 		return nil, err
@@ -109,15 +132,17 @@ func newTransport(e Endpoint, o Options, l *ledger) (http.RoundTripper, error) {
 		ExpectContinueTimeout: time.Second,
 	}
 	var rt http.RoundTripper = t
-	rt = &plainHTTPGuard{inner: rt, host: e.host(), allowed: e.PlainHTTP || e.SkipTLSVerify}
+	rt = &plainHTTPGuard{inner: rt, host: e.Host, allowed: e.PlainHTTP || e.SkipTLSVerify}
 	rt = newLinkSchemeFix(rt, e)
 	// Below the manners: a request waiting out a 429 or a low rate limit
 	// holds no slot; only requests on the wire do.
-	rt = &limitTransport{inner: rt, m: o.Manners}
-	rt = &mannersTransport{inner: rt, m: o.Manners, policy: e.RateLimit, onRate: o.OnRateLimit}
-	rt = &ledgerTransport{inner: rt, l: l}
+	rt = &limitTransport{inner: rt, m: h}
+	rt = &hostsTransport{inner: rt, m: h, policy: e.RateLimit}
+	if mid != nil {
+		rt = mid(rt)
+	}
 	rt = &countingTransport{inner: rt}
-	rt = &debugTransport{inner: rt, m: o.Manners}
+	rt = &debugTransport{inner: rt, m: h}
 	rt = &resendTransport{inner: rt}
 	return rt, nil
 }
@@ -173,7 +198,7 @@ func (t *resendTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 // Headers are never logged: they carry the credentials.
 type debugTransport struct {
 	inner http.RoundTripper
-	m     *Manners
+	m     *Hosts
 }
 
 func (d *debugTransport) RoundTrip(req *http.Request) (*http.Response, error) {
@@ -241,7 +266,9 @@ func WithProgress(ctx context.Context, fn func(n int64)) context.Context {
 	return context.WithValue(ctx, progressKey{}, fn)
 }
 
-func reportProgress(ctx context.Context, n int64) {
+// ReportProgress reports n bytes sent to the progress hook of ctx, if any:
+// for stores that write without HTTP (an OCI layout).
+func ReportProgress(ctx context.Context, n int64) {
 	if fn, ok := ctx.Value(progressKey{}).(func(int64)); ok && n > 0 {
 		fn(n)
 	}
@@ -289,16 +316,16 @@ type linkSchemeFix struct {
 	scheme string // what go-containerregistry expects
 }
 
-func newLinkSchemeFix(inner http.RoundTripper, e Endpoint) http.RoundTripper {
+func newLinkSchemeFix(inner http.RoundTripper, e Config) http.RoundTripper {
 	var opts []name.Option
 	if e.PlainHTTP || e.SkipTLSVerify {
 		opts = append(opts, name.Insecure)
 	}
-	reg, err := name.NewRegistry(e.host(), opts...)
+	reg, err := name.NewRegistry(e.Host, opts...)
 	if err != nil || reg.Scheme() != "http" {
 		return inner // the guess is https: links of https registries pass
 	}
-	return &linkSchemeFix{inner: inner, host: e.host(), scheme: reg.Scheme()}
+	return &linkSchemeFix{inner: inner, host: e.Host, scheme: reg.Scheme()}
 }
 
 func (f *linkSchemeFix) RoundTrip(req *http.Request) (*http.Response, error) {

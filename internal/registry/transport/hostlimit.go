@@ -1,4 +1,4 @@
-package registry
+package transport
 
 import (
 	"context"
@@ -17,7 +17,7 @@ import (
 // Waiting for a slot honours the request's context.
 //
 // The cap is per host and shared by every store opened with the same
-// Manners: when several locations name the same registry, the smallest cap
+// Hosts: when several locations name the same registry, the smallest cap
 // any of them sets applies to all requests to that host, whichever task
 // sends them.
 
@@ -33,7 +33,7 @@ type hostLimit struct {
 
 // LimitHost caps concurrent requests to host at n (n <= 0: no cap from
 // this caller). The smallest cap asked for wins.
-func (m *Manners) LimitHost(host string, n int) {
+func (m *Hosts) LimitHost(host string, n int) {
 	if n <= 0 {
 		return
 	}
@@ -44,7 +44,7 @@ func (m *Manners) LimitHost(host string, n int) {
 	l.mu.Unlock()
 }
 
-func (m *Manners) hostLimit(host string) *hostLimit {
+func (m *Hosts) hostLimit(host string) *hostLimit {
 	if v, ok := m.limits.Load(host); ok {
 		return v.(*hostLimit)
 	}
@@ -177,7 +177,7 @@ func hasBody(req *http.Request) bool {
 // limitTransport makes every request to a capped host wait for a slot.
 type limitTransport struct {
 	inner http.RoundTripper
-	m     *Manners
+	m     *Hosts
 }
 
 func (t *limitTransport) RoundTrip(req *http.Request) (*http.Response, error) {
