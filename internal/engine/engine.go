@@ -512,7 +512,9 @@ func (e *Engine) expandRepo(ctx context.Context, base job) ([]job, *expandedRepo
 	}
 	rp.srcTags = available
 	if len(jobs) == 0 {
-		e.log.Warn("no tags selected", "task", t.Name, "source", base.srcR)
+		// Name the mapping where it was written: the repository alone
+		// does not say which of several mappings selects nothing.
+		e.log.Warn("no tags selected", "task", t.Name, "mapping", m.Origin, "source", base.srcR)
 	}
 	return jobs, rp
 }

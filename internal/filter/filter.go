@@ -26,9 +26,12 @@
 //     string ranking higher); tags it cannot read are left alone. When it
 //     can read none of them, the last N in sort.Strings order survive.
 //     Verbatim entries take a slot when they rank among the N but are never
-//     removed. A keep spec whose first word is "latest" is always this form,
-//     so "keep: latest" without a count is an error; to keep a tag named
-//     latest by regex write "keep: ^latest$".
+//     removed. A keep spec whose first word starts with "latest" (in any
+//     case) is always this form, so "keep: latest" without a count,
+//     "keep: latest2" and "keep: Latest 2" are errors; to keep a tag named
+//     latest by regex write "keep: ^latest$". A keep spec of a word and a
+//     number ("keep: lastest 2") is an error too: it is a misspelt latest
+//     N, and as a regex it could match no tag.
 //   - Anything else is a verbatim entry: a tag
 //     ([A-Za-z0-9_][A-Za-z0-9._-]{0,127}), a digest (sha256: and 64
 //     lowercase hex digits) or tag@digest. Verbatim entries are selected
@@ -160,7 +163,12 @@ func (t *Tags) addKeep(expr string) error {
 		return errors.New("empty keep rule")
 	}
 	fields := strings.Fields(expr)
-	if fields[0] != "latest" {
+	if !strings.HasPrefix(strings.ToLower(fields[0]), "latest") {
+		// "lastest 2": a word and a count is a misspelt latest N.
+		// As a regex it would keep nothing, for tags have no spaces.
+		if len(fields) == 2 && isCount(fields[1]) {
+			return fmt.Errorf("%q is not keep: latest N, and as a regex it matches no tag (tags have no spaces)", expr)
+		}
 		m, err := compileMatcher(expr)
 		if err != nil {
 			return err
@@ -171,8 +179,9 @@ func (t *Tags) addKeep(expr string) error {
 	if t.latest > 0 {
 		return errors.New("more than one keep: latest")
 	}
-	if len(fields) != 2 {
-		return errors.New("want keep: latest N")
+	if fields[0] != "latest" || len(fields) != 2 {
+		// "latest2", "Latest 2", "latest 2 3"
+		return fmt.Errorf("%q: want keep: latest N (a number after a space); a regex must start with ^ here (keep: ^%s)", expr, expr)
 	}
 	n, err := strconv.Atoi(fields[1])
 	if err != nil || n <= 0 {
@@ -180,6 +189,12 @@ func (t *Tags) addKeep(expr string) error {
 	}
 	t.latest = n
 	return nil
+}
+
+// isCount reports whether s is a decimal number.
+func isCount(s string) bool {
+	_, err := strconv.ParseUint(s, 10, 32)
+	return err == nil
 }
 
 // compileMatcher compiles a regex: or keep: expression with dregsy's
