@@ -47,7 +47,7 @@ func Load(r io.Reader, name string) (*Config, error) {
 func LoadFile(path string) (*Config, error) {
 	f, err := os.Open(path)
 	if err != nil {
-		return nil, &Error{File: path, Msg: "cannot read configuration: " + ioErrText(err), err: err}
+		return nil, ReadError(path, err)
 	}
 	defer f.Close()
 	return load(f, path, os.LookupEnv, readSmallFile)
@@ -62,10 +62,16 @@ func LoadFile(path string) (*Config, error) {
 func LoadFileSourcesOnly(path string) (*Config, error) {
 	f, err := os.Open(path)
 	if err != nil {
-		return nil, &Error{File: path, Msg: "cannot read configuration: " + ioErrText(err), err: err}
+		return nil, ReadError(path, err)
 	}
 	defer f.Close()
 	return load(f, path, os.LookupEnv, readSmallFile, func(l *loader) { l.sourcesOnly = true })
+}
+
+// ReadError is the error for a configuration file that cannot be read:
+// the file is named once, the path an *fs.PathError repeats is dropped.
+func ReadError(path string, err error) error {
+	return &Error{File: path, Msg: "cannot read configuration: " + ioErrText(err), err: err}
 }
 
 // maxSideFile bounds the files a configuration names (password-file,

@@ -51,10 +51,9 @@ type Mapping struct {
 	From string
 	To   string
 	// Origin says where the mapping was written ("dregsy.yaml:12"), for
-	// messages only: it is not part of what the mapping does, so it is
-	// left out of JSON (the daemon fingerprints tasks that way, and a
-	// comment added above a mapping must not reschedule it).
-	Origin string `json:"-"`
+	// messages only: it is not part of what the mapping does (the
+	// daemon's fingerprint leaves it out).
+	Origin string
 	// Tags selects tags; nil selects every tag.
 	Tags *filter.Tags
 	// Platform, when set, copies only that platform's image of a
