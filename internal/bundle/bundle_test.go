@@ -48,6 +48,7 @@ func exportFrom(t *testing.T, out string) (*regtest.Registry, *ExportResult) {
 		imagegen.Push(t, src.Ref("app:"+tag), imagegen.Image(uint64(10+i), 1, 2048, base), remote.WithTransport(src.Transport()))
 	}
 	res, err := Export(context.Background(), ExportOptions{
+		Engine: engine.New(engine.Options{}),
 		Tasks:  []engine.Task{{Name: "t", Source: registry.Endpoint{Registry: src.Host, PlainHTTP: true}, Mappings: []engine.Mapping{{From: "app", To: "ignored"}}}},
 		Output: out,
 		Config: &ConfigRef{File: "c.yaml", SHA256: "00"},
@@ -145,7 +146,7 @@ func TestVerifyMissingBlobNotInherited(t *testing.T) {
 func TestExportRefusesAnExistingBundle(t *testing.T) {
 	dir := t.TempDir()
 	exportFrom(t, dir)
-	_, err := Export(context.Background(), ExportOptions{Output: dir})
+	_, err := Export(context.Background(), ExportOptions{Output: dir, Engine: engine.New(engine.Options{})})
 	if err == nil || !strings.Contains(err.Error(), "already exists") {
 		t.Fatalf("err %v", err)
 	}
@@ -179,6 +180,7 @@ func TestExportDiscoveredRepositories(t *testing.T) {
 		imagegen.Push(t, src.Ref(r), imagegen.Image(uint64(20+i), 1, 512), remote.WithTransport(src.Transport()))
 	}
 	res, err := Export(context.Background(), ExportOptions{
+		Engine: engine.New(engine.Options{}),
 		Tasks:  []engine.Task{{Name: "t", Source: registry.Endpoint{Registry: src.Host, PlainHTTP: true}, Mappings: []engine.Mapping{{From: "regex:team/.*", To: "x"}}}},
 		Output: t.TempDir(),
 	})
@@ -202,6 +204,7 @@ func TestIncrementalWithNothingNew(t *testing.T) {
 	src, first := exportFrom(t, filepath.Join(dir, "b1"))
 	for _, out := range []string{filepath.Join(dir, "b2"), filepath.Join(dir, "b2.tar")} {
 		res, err := Export(context.Background(), ExportOptions{
+			Engine: engine.New(engine.Options{}),
 			Tasks:  []engine.Task{{Name: "t", Source: registry.Endpoint{Registry: src.Host, PlainHTTP: true}, Mappings: []engine.Mapping{{From: "app"}}}},
 			Output: out,
 			Since:  filepath.Join(dir, "b1"),
@@ -268,6 +271,7 @@ func TestInterruptedDirectoryExportResumes(t *testing.T) {
 	}
 	src.Reset()
 	again, err := Export(context.Background(), ExportOptions{
+		Engine: engine.New(engine.Options{}),
 		Tasks:  []engine.Task{{Name: "t", Source: registry.Endpoint{Registry: src.Host, PlainHTTP: true}, Mappings: []engine.Mapping{{From: "app"}}}},
 		Output: dir,
 		Now:    func() time.Time { return time.Unix(1e9, 0) },

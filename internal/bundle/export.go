@@ -12,12 +12,11 @@ import (
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/types"
 
 	"github.com/regmirror/regmirror/internal/engine"
-	"github.com/regmirror/regmirror/internal/progress"
 	"github.com/regmirror/regmirror/internal/registry"
 	"github.com/regmirror/regmirror/internal/registry/layout"
-	"github.com/regmirror/regmirror/internal/registry/stores"
 )
 
 // ExportOptions say what to export and where.
@@ -31,10 +30,9 @@ type ExportOptions struct {
 	Since string
 	// Config names the config file the bundle was made from.
 	Config *ConfigRef
-	// Engine configures the engine; Open and OnResult are wrapped.
-	Engine engine.Options
-	// Progress, if set, counts images and bytes.
-	Progress *progress.Bar
+	// Engine runs the copies (required). Its OnPlanned, OnResult and
+	// OnBytes see the export's images and the bytes written to the bundle.
+	Engine *engine.Engine
 	// Now is the clock (tests); default time.Now.
 	Now func() time.Time
 }
@@ -92,6 +90,9 @@ func Export(ctx context.Context, o ExportOptions) (*ExportResult, error) {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
+	if o.Engine == nil {
+		return nil, errors.New("bundle.Export: no engine")
+	}
 	out := filepath.Clean(o.Output)
 	dir := out
 	if IsTar(out) {
@@ -129,18 +130,14 @@ func Export(ctx context.Context, o ExportOptions) (*ExportResult, error) {
 	ep := registry.Endpoint{Registry: registry.LayoutPrefix + dir}
 	tasks := make([]engine.Task, len(o.Tasks))
 	for i, t := range o.Tasks {
-		t.Target = ep
+		t.Target, t.TargetStore = ep, target
 		t.Mappings = slices.Clone(t.Mappings)
 		for j := range t.Mappings {
 			t.Mappings[j].To = bundleTo(t.Source, t.Mappings[j].From)
 		}
 		tasks[i] = t
 	}
-	eo := withStores(o.Engine, map[string]registry.Store{ep.Registry: target}, o.Progress)
-	eo.OnPlanned = func(n int) { o.Progress.SetTotal(n, 0) }
-	// Blobs written to the layout are reported as they land.
-	eo.OnBytes = o.Progress.AddBytes
-	rep := engine.New(eo).Run(ctx, tasks)
+	rep := o.Engine.Run(ctx, tasks)
 	if err := ctx.Err(); err != nil {
 		return &ExportResult{Report: rep}, err
 	}
@@ -200,7 +197,7 @@ func (t *exportTarget) Head(ctx context.Context, repo, ref string) (v1.Descripto
 	if im, ok := t.chain.images[joinName(repo, ref)]; ok {
 		h, herr := v1.NewHash(im.Digest)
 		if herr == nil {
-			return v1.Descriptor{MediaType: typesMediaType(im.MediaType), Digest: h, Size: im.Size}, nil
+			return v1.Descriptor{MediaType: types.MediaType(im.MediaType), Digest: h, Size: im.Size}, nil
 		}
 	}
 	return d, err
@@ -259,12 +256,11 @@ func writeManifest(dir, out string, lay registry.Store, rep *engine.Report, chai
 			return nil, fmt.Errorf("%s: %s: %w", dir, name, err)
 		}
 	}
-	prefix := lay.String() + "/"
 	for _, r := range rep.Results {
 		if r.Status != engine.Skipped {
 			continue
 		}
-		name := strings.TrimPrefix(r.Target, prefix)
+		name := joinName(r.TargetRepo, r.Ref.Target())
 		if held[name] {
 			continue
 		}
@@ -324,27 +320,4 @@ func readIndexFile(dir string) (*v1.IndexManifest, error) {
 	}
 	defer f.Close()
 	return v1.ParseIndexManifest(f)
-}
-
-// withStores makes the engine open stores (the bundle's side) for their
-// endpoints instead of opening them itself, and count finished images.
-func withStores(eo engine.Options, own map[string]registry.Store, bar *progress.Bar) engine.Options {
-	open := eo.Open
-	if open == nil {
-		open = stores.Open
-	}
-	eo.Open = func(e registry.Endpoint, ro registry.Options) (registry.Store, error) {
-		if s, ok := own[e.Registry]; ok {
-			return s, nil
-		}
-		return open(e, ro)
-	}
-	onResult := eo.OnResult
-	eo.OnResult = func(r engine.Result) {
-		bar.ItemDone()
-		if onResult != nil {
-			onResult(r)
-		}
-	}
-	return eo
 }

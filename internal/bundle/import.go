@@ -2,11 +2,10 @@ package bundle
 
 import (
 	"context"
-	"fmt"
+	"errors"
 	"strings"
 
 	"github.com/regmirror/regmirror/internal/engine"
-	"github.com/regmirror/regmirror/internal/progress"
 	"github.com/regmirror/regmirror/internal/registry"
 )
 
@@ -24,9 +23,14 @@ type ImportOptions struct {
 	// Routes maps a bundle repository ("docker.io/library/busybox") to
 	// its destinations. A repository without one fails with err.
 	Routes func(repo string) ([]Route, error)
-	// Engine configures the engine; Open is wrapped.
-	Engine   engine.Options
-	Progress *progress.Bar
+	// Engine runs the copies (required); its OnResult sees every image.
+	Engine *engine.Engine
+	// OnTotal, if set, is told before the first copy how many images and
+	// blob bytes the bundle holds for the routed repositories; OnBytes as
+	// blob bytes are read from the bundle (each blob once). They are a
+	// progress display's figures.
+	OnTotal func(images int, bytes int64)
+	OnBytes func(n int64)
 }
 
 // Import pushes every image a bundle completes to its routes with the
@@ -35,6 +39,9 @@ type ImportOptions struct {
 // earlier bundle must already be on the target; if not, they fail naming
 // that bundle. Repositories without a route are reported as failed.
 func Import(ctx context.Context, b *Bundle, o ImportOptions) (*engine.Report, error) {
+	if o.Engine == nil {
+		return nil, errors.New("bundle.Import: no engine")
+	}
 	type group struct {
 		task  engine.Task
 		to    map[string]string // bundle repo -> target repo
@@ -55,8 +62,7 @@ func Import(ctx context.Context, b *Bundle, o ImportOptions) (*engine.Report, er
 			g := byKey[k]
 			if g == nil {
 				g = &group{index: len(groups), to: map[string]string{}}
-				g.task = engine.Task{Name: r.Task, Target: r.Target,
-					Source: registry.Endpoint{Registry: fmt.Sprintf("bundle:%d:%s", len(groups), b.Path)}}
+				g.task = engine.Task{Name: r.Task, Target: r.Target}
 				byKey[k] = g
 				groups = append(groups, g)
 			}
@@ -78,17 +84,19 @@ func Import(ctx context.Context, b *Bundle, o ImportOptions) (*engine.Report, er
 	for _, bl := range b.Manifest.Blobs {
 		total += bl.Size
 	}
-	o.Progress.SetTotal(images, total)
+	if o.OnTotal != nil {
+		o.OnTotal(images, total)
+	}
 
-	sources := map[string]registry.Store{}
 	tasks := make([]engine.Task, len(groups))
 	for i, g := range groups {
 		to := g.to
-		sources[g.task.Source.Registry] = newSource(b, func(repo string) string { return to[repo] }, o.Progress.AddBytes)
+		// Each route has its own view of the bundle: where an earlier
+		// import put an inherited blob depends on the route.
+		g.task.SourceStore = newSource(b, func(repo string) string { return to[repo] }, o.OnBytes)
 		tasks[i] = g.task
 	}
-	eo := withStores(o.Engine, sources, o.Progress)
-	rep := engine.New(eo).Run(ctx, tasks)
+	rep := o.Engine.Run(ctx, tasks)
 	rep.Results = append(rep.Results, unrouted...)
 	return rep, ctx.Err()
 }

@@ -3,6 +3,7 @@ package bundle
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -109,7 +110,7 @@ func (s *source) Head(_ context.Context, repo, ref string) (v1.Descriptor, error
 				return v1.Descriptor{}, err
 			}
 			var m manifestRefs
-			if err := jsonUnmarshal(raw, &m); err != nil {
+			if err := json.Unmarshal(raw, &m); err != nil {
 				return v1.Descriptor{}, fmt.Errorf("%s: %s is not a manifest: %w", s.b.Path, h, err)
 			}
 			return v1.Descriptor{MediaType: m.MediaType, Digest: h, Size: bl.Size}, nil

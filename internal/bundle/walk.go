@@ -57,7 +57,3 @@ func walk(d v1.Descriptor, read func(v1.Hash) ([]byte, error), visit func(d v1.D
 	}
 	return nil
 }
-
-func jsonUnmarshal(b []byte, v any) error { return json.Unmarshal(b, v) }
-
-func typesMediaType(s string) types.MediaType { return types.MediaType(s) }

@@ -84,12 +84,16 @@ holds the others); 2 usage or configuration error.`,
 			m := manners(log, cfg.Transfers, transfers)
 			bar.Start(500 * time.Millisecond)
 			res, err := bundle.Export(cmd.Context(), bundle.ExportOptions{
-				Tasks:    tasks,
-				Output:   output,
-				Since:    since,
-				Config:   &bundle.ConfigRef{File: filepath.Base(cfgPath), SHA256: hex.EncodeToString(sum[:])},
-				Engine:   engine.Options{Logger: log, Jobs: jobs, Registry: registry.Options{Hosts: m}, PlatformCache: platformCache},
-				Progress: bar,
+				Tasks:  tasks,
+				Output: output,
+				Since:  since,
+				Config: &bundle.ConfigRef{File: filepath.Base(cfgPath), SHA256: hex.EncodeToString(sum[:])},
+				Engine: engine.New(engine.Options{Logger: log, Jobs: jobs, Registry: registry.Options{Hosts: m}, PlatformCache: platformCache,
+					OnPlanned: func(n int) { bar.SetTotal(n, 0) },
+					OnResult:  func(engine.Result) { bar.ItemDone() },
+					// Blobs written to the bundle, as they land.
+					OnBytes: bar.AddBytes,
+				}),
 			})
 			bar.Stop()
 			if res != nil && res.Report != nil {

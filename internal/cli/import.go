@@ -101,9 +101,11 @@ were imported); 2 usage or configuration error.`,
 			m := manners(log, cfgTransfers, transfers)
 			bar.Start(500 * time.Millisecond)
 			rep, err := bundle.Import(cmd.Context(), b, bundle.ImportOptions{
-				Routes:   routes,
-				Engine:   engine.Options{Logger: log, Jobs: jobs, Registry: registry.Options{Hosts: m}},
-				Progress: bar,
+				Routes: routes,
+				Engine: engine.New(engine.Options{Logger: log, Jobs: jobs, Registry: registry.Options{Hosts: m},
+					OnResult: func(engine.Result) { bar.ItemDone() }}),
+				OnTotal: bar.SetTotal,
+				OnBytes: bar.AddBytes,
 			})
 			bar.Stop()
 			logSummary(log, rep)

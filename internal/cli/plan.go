@@ -303,7 +303,7 @@ func writePlanText(w io.Writer, doc planDoc) {
 		}
 		for _, p := range t.Prune {
 			if p.Action == "keep" {
-				fmt.Fprintf(w, "  %-7s %s:%s (not pruned: %s)\n", "keep", strings.TrimSuffix(p.Target, ":"+p.Tag), p.Tag, p.Reason)
+				fmt.Fprintf(w, "  %-7s %s (not pruned: %s)\n", "keep", p.Target, p.Reason)
 				continue
 			}
 			fmt.Fprintf(w, "  %-7s %s (%s)\n", "prune", p.Target, p.Digest)

@@ -63,8 +63,11 @@ func copiedTargets(t *testing.T, rep *engine.Report, host string) []string {
 			t.Errorf("failed: %s -> %s: %v", r.Source, r.Target, r.Err)
 			continue
 		}
-		repo, _, _ := strings.Cut(strings.TrimPrefix(r.Target, host+"/"), ":")
-		out = append(out, repo)
+		// The names are fields; the display string agrees with them.
+		if want := host + "/" + r.TargetRepo + ":" + r.Ref.Target(); r.Target != want || r.SourceRepo == "" {
+			t.Errorf("result %+v: target %q, repository %q, reference %q", r, r.Target, r.TargetRepo, r.Ref.Target())
+		}
+		out = append(out, r.TargetRepo)
 	}
 	return out
 }

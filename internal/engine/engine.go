@@ -29,10 +29,14 @@ import (
 
 // Task is one unit of configuration: a source, a target and mappings.
 type Task struct {
-	Name     string
-	Source   registry.Endpoint
-	Target   registry.Endpoint
-	Mappings []Mapping
+	Name   string
+	Source registry.Endpoint
+	Target registry.Endpoint
+	// SourceStore and TargetStore, when set, are the stores to use instead
+	// of opening Source and Target (a bundle being imported or written):
+	// Source and Target then only name them in messages and caches.
+	SourceStore, TargetStore registry.Store
+	Mappings                 []Mapping
 	// Lister applies to the mappings whose From is a regex:.
 	Lister Lister
 	// PullOnly reads every selected image from Source – manifests and
@@ -78,8 +82,6 @@ type Options struct {
 	Jobs int
 	// Registry tunes the stores the engine opens.
 	Registry registry.Options
-	// Open opens a store; tests may wrap it. Default: stores.Open.
-	Open func(registry.Endpoint, registry.Options) (registry.Store, error)
 	// Attempts is how many times an image copy is tried when it fails with
 	// a transient error (default 3); RetryWait is the first wait between
 	// attempts, doubled each time (default 2s).
@@ -116,7 +118,6 @@ type Engine struct {
 	onBytes   func(int64)
 	platforms *platformCache
 	ropt      registry.Options
-	open      func(registry.Endpoint, registry.Options) (registry.Store, error)
 	now       func() time.Time
 	catalogs  catalogCache
 	runs      atomic.Uint64
@@ -132,9 +133,6 @@ func New(o Options) *Engine {
 	}
 	if o.Jobs <= 0 {
 		o.Jobs = 8
-	}
-	if o.Open == nil {
-		o.Open = stores.Open
 	}
 	if o.Attempts <= 0 {
 		o.Attempts = 3
@@ -154,7 +152,7 @@ func New(o Options) *Engine {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	return &Engine{log: o.Logger, jobs: o.Jobs, attempts: o.Attempts, retryWait: o.RetryWait, onResult: o.OnResult, onPlanned: o.OnPlanned, onBytes: o.OnBytes, platforms: newPlatformCache(o.PlatformCache), ropt: o.Registry, open: o.Open, now: o.Now, stores: map[string]registry.Store{}}
+	return &Engine{log: o.Logger, jobs: o.Jobs, attempts: o.Attempts, retryWait: o.RetryWait, onResult: o.OnResult, onPlanned: o.OnPlanned, onBytes: o.OnBytes, platforms: newPlatformCache(o.PlatformCache), ropt: o.Registry, now: o.Now, stores: map[string]registry.Store{}}
 }
 
 func (e *Engine) store(ep registry.Endpoint) (registry.Store, error) {
@@ -164,12 +162,21 @@ func (e *Engine) store(ep registry.Endpoint) (registry.Store, error) {
 	if s, ok := e.stores[k]; ok {
 		return s, nil
 	}
-	s, err := e.open(ep, e.ropt)
+	s, err := stores.Open(ep, e.ropt)
 	if err != nil {
 		return nil, err
 	}
 	e.stores[k] = s
 	return s, nil
+}
+
+// taskStore is a task's own store when it brings one, else the engine's
+// store for ep.
+func (e *Engine) taskStore(own registry.Store, ep registry.Endpoint) (registry.Store, error) {
+	if own != nil {
+		return own, nil
+	}
+	return e.store(ep)
 }
 
 // Status is what happened to one image.
@@ -188,14 +195,24 @@ const (
 // Result is the outcome for one image (or, with an empty Tag, for a whole
 // mapping whose tags could not be listed).
 type Result struct {
-	Task     string
-	Source   string
-	Target   string
-	Tag      string
-	Digest   string
-	Status   Status
-	Bytes    int64
-	Duration time.Duration
+	Task string
+	// Source and Target are display references ("host/repo:tag"), for
+	// messages: read names from SourceRepo, TargetRepo and Ref, never by
+	// parsing these.
+	Source string
+	Target string
+	// Tag is Ref as written in the mapping ("1.2", "sha256:...",
+	// "1.2@sha256:...").
+	Tag string
+	// SourceRepo and TargetRepo are the repositories as the stores name
+	// them (the mapping's From and To, "" when unknown), Ref the image's
+	// reference (zero for a whole mapping).
+	SourceRepo, TargetRepo string
+	Ref                    registry.Reference
+	Digest                 string
+	Status                 Status
+	Bytes                  int64
+	Duration               time.Duration
 	// Attachments counts the signatures, attestations and SBOMs copied
 	// with the image (mappings with Referrers only).
 	Attachments int
@@ -263,13 +280,16 @@ func (r *Report) Failed() int {
 
 // job is one selected image.
 type job struct {
-	order       [4]int // task, mapping, repository, tag: for a stable report order
-	task        *Task
-	mapping     *Mapping
-	ref         registry.Reference
-	src, dst    registry.Store
-	srcR, dstR  string // display references
-	preResolved error  // set when the job failed before it started
+	order      [4]int // task, mapping, repository, tag: for a stable report order
+	task       *Task
+	mapping    *Mapping
+	ref        registry.Reference
+	src, dst   registry.Store
+	srcR, dstR string // display references
+	// srcRepo and dstRepo are the repositories, once known ("" for a
+	// mapping that failed before its repositories were).
+	srcRepo, dstRepo string
+	preResolved      error // set when the job failed before it started
 }
 
 // Run runs every task once and reports every image's outcome. It returns
@@ -391,13 +411,13 @@ func (e *Engine) expandMapping(ctx context.Context, run uint64, ti, mi int, t *T
 		base.preResolved = err
 		return nil, []job{base}
 	}
-	src, err := e.store(t.Source)
+	src, err := e.taskStore(t.SourceStore, t.Source)
 	if err != nil {
 		return fail(fmt.Errorf("source: %w", err))
 	}
 	var dst registry.Store // none for PullOnly
 	if !t.PullOnly {
-		if dst, err = e.store(t.Target); err != nil {
+		if dst, err = e.taskStore(t.TargetStore, t.Target); err != nil {
 			return fail(fmt.Errorf("target: %w", err))
 		}
 	}
@@ -437,7 +457,7 @@ func (e *Engine) expandMapping(ctx context.Context, run uint64, ti, mi int, t *T
 		if err != nil {
 			j := base
 			j.order[2] = ri
-			j.srcR = src.Ref(from, "")
+			j.srcR, j.srcRepo = src.Ref(from, ""), from
 			j.preResolved = fmt.Errorf("%s: %w", mappingName(t, mi), err)
 			failed = append(failed, j)
 			continue
@@ -449,6 +469,10 @@ func (e *Engine) expandMapping(ctx context.Context, run uint64, ti, mi int, t *T
 		own := *m
 		own.From, own.To = from, to
 		j.mapping = &own
+		j.srcRepo = from
+		if dst != nil {
+			j.dstRepo = to
+		}
 		repos = append(repos, j)
 	}
 	return repos, failed
@@ -520,7 +544,8 @@ func (e *Engine) expandRepo(ctx context.Context, base job) ([]job, *expandedRepo
 
 func (e *Engine) runJob(ctx context.Context, j *job) Result {
 	start := time.Now()
-	r := Result{Task: j.task.Name, Source: j.srcR, Target: j.dstR, Tag: j.ref.String(), mapping: j.mapping}
+	r := Result{Task: j.task.Name, Source: j.srcR, Target: j.dstR, Tag: j.ref.String(), Ref: j.ref, mapping: j.mapping}
+	r.SourceRepo, r.TargetRepo = j.srcRepo, j.dstRepo
 	var err error
 	if j.preResolved != nil {
 		err = j.preResolved

@@ -111,9 +111,7 @@ func (r *rig) check(t *testing.T, rep *engine.Report, failed ...string) map[stri
 	t.Helper()
 	byRepo := map[string]engine.Result{}
 	for _, res := range rep.Results {
-		repo := strings.TrimPrefix(res.Target, r.dp.Host+"/")
-		repo, _, _ = strings.Cut(repo, ":")
-		byRepo[repo] = res
+		byRepo[res.TargetRepo] = res
 	}
 	for _, repo := range rigRepos {
 		res, ok := byRepo[repo]

@@ -184,7 +184,7 @@ func (e *Engine) pruneAll(ctx context.Context, repos []*expandedRepo, results []
 		}
 		items, err := e.pruneCandidates(ctx, mp, written)
 		if err != nil {
-			r := Result{Task: mp.task.Name, Source: mp.src.Ref(m.From, ""), Target: target, Status: Failed, Err: err, mapping: m}
+			r := Result{Task: mp.task.Name, Source: mp.src.Ref(m.From, ""), Target: target, SourceRepo: m.From, TargetRepo: m.To, Status: Failed, Err: err, mapping: m}
 			e.log.Error("failed", "task", r.Task, "source", r.Source, "target", r.Target, "error", err)
 			out = append(out, r)
 			continue
@@ -211,6 +211,7 @@ func (e *Engine) prune(ctx context.Context, mp *expandedRepo, items []PruneItem)
 			done[it.Digest] = err
 		}
 		r := Result{Task: it.Task, Source: mp.src.Ref(mp.mapping.From, it.Tag), Target: it.Target, Tag: it.Tag, Digest: it.Digest,
+			SourceRepo: mp.mapping.From, TargetRepo: mp.mapping.To, Ref: registry.Reference{Tag: it.Tag},
 			Status: Pruned, Duration: time.Since(start), mapping: mp.mapping}
 		attrs := []any{"task", r.Task, "target", r.Target, "tag", r.Tag, "digest", r.Digest}
 		if err != nil {
