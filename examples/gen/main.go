@@ -44,7 +44,7 @@ func generate(ctx context.Context, dir string) error {
 	if err := os.RemoveAll(dir); err != nil {
 		return err
 	}
-	store, err := stores.Open(registry.Endpoint{Registry: registry.LayoutPrefix + dir}, registry.Options{})
+	store, err := stores.Open(registry.LayoutEndpoint(dir), registry.Options{})
 	if err != nil {
 		return err
 	}

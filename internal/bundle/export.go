@@ -55,7 +55,7 @@ func Name(src registry.Endpoint, repo string) string {
 // NamePrefix is what Name puts before every repository path of src: the
 // registry ("docker.io" for Docker Hub), or nothing for an OCI layout.
 func NamePrefix(src registry.Endpoint) string {
-	if src.IsLayout() {
+	if !src.Kind().Network() {
 		return ""
 	}
 	host := strings.TrimSuffix(src.Registry, "/")
@@ -127,7 +127,7 @@ func Export(ctx context.Context, o ExportOptions) (*ExportResult, error) {
 		return nil, err
 	}
 	target := &exportTarget{Store: lay, chain: chain}
-	ep := registry.Endpoint{Registry: registry.LayoutPrefix + dir}
+	ep := registry.LayoutEndpoint(dir)
 	tasks := make([]engine.Task, len(o.Tasks))
 	for i, t := range o.Tasks {
 		t.Target, t.TargetStore = ep, target

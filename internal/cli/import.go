@@ -1,8 +1,8 @@
 package cli
 
 import (
+	"errors"
 	"fmt"
-	"regexp"
 	"strings"
 	"time"
 
@@ -130,26 +130,14 @@ were imported); 2 usage or configuration error.`,
 	return cmd
 }
 
-var schemeRe = regexp.MustCompile(`^[a-zA-Z][a-zA-Z0-9+.-]*://`)
-
 // parseTo splits --to into an endpoint and a repository prefix.
 func parseTo(s string) (registry.Endpoint, string, error) {
-	var ep registry.Endpoint
-	switch {
-	case strings.HasPrefix(s, "http://"):
-		ep.PlainHTTP = true
-		s = strings.TrimPrefix(s, "http://")
-	case strings.HasPrefix(s, "https://"):
-		s = strings.TrimPrefix(s, "https://")
-	case schemeRe.MatchString(s):
-		return ep, "", usageErr("--to %q: only http:// and https:// are understood", s)
+	ep, prefix, err := registry.ParseLocationPath(s)
+	var le *registry.LocationError
+	if errors.As(err, &le) {
+		return ep, "", usageErr("--to %q: %s", s, le.Problem)
 	}
-	host, prefix, _ := strings.Cut(strings.Trim(s, "/"), "/")
-	if host == "" {
-		return ep, "", usageErr("--to %q: no registry", s)
-	}
-	ep.Registry = host
-	return ep, prefix, nil
+	return ep, prefix, err
 }
 
 // repoPath drops the registry from a bundle repository name

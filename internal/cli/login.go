@@ -154,14 +154,10 @@ func readPassword(r io.Reader) (string, error) {
 // docker's config.json stores it under: the host without scheme or path,
 // and Docker Hub's historical "https://index.docker.io/v1/".
 func credentialKey(arg string) (host, key string) {
-	h := strings.TrimSpace(arg)
-	low := strings.ToLower(h)
-	for _, scheme := range []string{"https://", "http://"} {
-		if strings.HasPrefix(low, scheme) {
-			h = h[len(scheme):]
-		}
-	}
-	h, _, _ = strings.Cut(h, "/")
+	// A host that does not parse is kept as written: checking the login
+	// then says what is wrong with it.
+	ep, _, _ := registry.ParseLocationPath(strings.TrimSpace(arg))
+	h := ep.Registry
 	if registry.IsDockerHub(h) {
 		return "index.docker.io", dockerHubKey
 	}

@@ -7,7 +7,6 @@ import (
 	"io"
 	"maps"
 	"slices"
-	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -246,7 +245,7 @@ func planDocument(p *engine.Plan, spent map[string]int, withBytes bool) planDoc 
 		t.Summary.add(it, withBytes)
 		doc.Totals.add(it, withBytes)
 		// Pulls are a registry's notion: an oci: layout charges none.
-		if it.Pulls > 0 && !strings.HasPrefix(it.Registry, registry.LayoutPrefix) {
+		if it.Pulls > 0 && (registry.Endpoint{Registry: it.Registry}).Kind().Network() {
 			pp := pulls[it.Registry]
 			if pp == nil {
 				pp = &planPulls{Registry: it.Registry, DockerHub: registry.IsDockerHub(it.Registry), Exact: true}

@@ -187,7 +187,7 @@ func (g *globals) insecureRegistries(log *slog.Logger) (*config.Insecure, error)
 // markInsecure lets an endpoint use plain HTTP or unverified TLS when its
 // host was marked insecure; every other endpoint is left as it is.
 func markInsecure(ep registry.Endpoint, in *config.Insecure, log *slog.Logger) registry.Endpoint {
-	if ep.IsLayout() || ep.SkipTLSVerify {
+	if !ep.Kind().Network() || ep.SkipTLSVerify {
 		return ep
 	}
 	if origin, ok := in.Match(ep.Registry); ok {

@@ -5,20 +5,14 @@ import (
 	"crypto/x509"
 	"encoding/base64"
 	"encoding/json"
-	"net/url"
+	"errors"
 	"regexp"
 	"strings"
 	"time"
 
-	"github.com/google/go-containerregistry/pkg/name"
 	"go.yaml.in/yaml/v3"
-)
 
-// Location registry prefixes.
-const (
-	layoutPrefix = "oci:"
-	httpPrefix   = "http://"
-	httpsPrefix  = "https://"
+	"github.com/regmirror/regmirror/internal/registry"
 )
 
 // rawLocation is a location as written, before the checks that need
@@ -89,15 +83,17 @@ func (l *loader) location(key, val *yaml.Node, what string, cfg *Config) Locatio
 	if !raw.registry.set || raw.registry.val == "" {
 		l.errorf(loc.Line, "%s has no registry: \"registry\" is required", what)
 	} else {
-		reg, plain, problem := parseRegistry(raw.registry.val)
-		if problem != "" {
-			l.errorf(raw.registry.line, "%s registry %s: %s", what, quote(raw.registry.val), problem)
+		ep, err := registry.ParseLocation(raw.registry.val)
+		var le *registry.LocationError
+		if errors.As(err, &le) {
+			l.errorf(raw.registry.line, "%s registry %s: %s", what, quote(raw.registry.val), le.Problem)
 		}
-		loc.Registry, loc.PlainHTTP = reg, plain
+		loc.Registry, loc.PlainHTTP = ep.Registry, ep.PlainHTTP
 	}
 
-	if reg := loc.Registry; strings.HasPrefix(reg, layoutPrefix) {
+	if kind := (registry.Endpoint{Registry: loc.Registry}).Kind(); !kind.Network() {
 		// An OCI layout is a directory: nothing to log in to, no TLS.
+		reg := loc.Registry
 		for _, s := range []struct {
 			key string
 			set bool
@@ -114,11 +110,11 @@ func (l *loader) location(key, val *yaml.Node, what string, cfg *Config) Locatio
 			{"max-concurrent-requests", raw.maxReqLine > 0, raw.maxReqLine},
 		} {
 			if s.set {
-				l.errorf(s.ln, "%s: %q does not apply to an OCI layout (%s)", what, s.key, reg)
+				l.errorf(s.ln, "%s: %q does not apply to an %s (%s)", what, s.key, kind, reg)
 			}
 		}
 		if loc.SkipTLSVerify {
-			l.errorf(raw.skipTLSLine, "%s: \"skip-tls-verify\" does not apply to an OCI layout (%s)", what, reg)
+			l.errorf(raw.skipTLSLine, "%s: \"skip-tls-verify\" does not apply to an %s (%s)", what, kind, reg)
 		}
 		return loc
 	}
@@ -138,46 +134,6 @@ func (l *loader) location(key, val *yaml.Node, what string, cfg *Config) Locatio
 		l.checkCAFile(raw.caFile, what)
 	}
 	return loc
-}
-
-// parseRegistry normalises a location's registry. problem says what is
-// wrong with it, "" when nothing is.
-func parseRegistry(s string) (reg string, plainHTTP bool, problem string) {
-	if path, ok := strings.CutPrefix(s, layoutPrefix); ok {
-		if strings.TrimSpace(path) == "" {
-			return s, false, "an OCI layout needs a directory: oci:PATH"
-		}
-		return s, false, ""
-	}
-	host := s
-	switch lower := strings.ToLower(s); {
-	case strings.HasPrefix(lower, httpPrefix):
-		host, plainHTTP = s[len(httpPrefix):], true
-	case strings.HasPrefix(lower, httpsPrefix):
-		host = s[len(httpsPrefix):]
-	case strings.Contains(s, "://"):
-		return s, false, "only http:// and https:// may prefix a registry"
-	}
-	// dregsy accepts Amazon ECR Public as ACCOUNT[:REGION]@public.ecr.aws;
-	// the part before @ only served dregsy's own ECR lister.
-	if i := strings.LastIndex(host, "@"); i >= 0 && host[i+1:] == "public.ecr.aws" {
-		host = host[i+1:]
-	}
-	switch {
-	case host == "":
-		return host, plainHTTP, "no host"
-	case strings.HasSuffix(host, "/"):
-		return host, plainHTTP, "trailing \"/\" is not allowed: write host[:port]"
-	case strings.Contains(host, "/"):
-		return host, plainHTTP, "must be host[:port] without a path: put the path into the mappings"
-	}
-	if _, err := name.NewRegistry(host, name.StrictValidation); err != nil {
-		return host, plainHTTP, "not a valid host[:port]"
-	}
-	if u, err := url.Parse("//" + host); err != nil || u.Hostname() == "" {
-		return host, plainHTTP, "not a valid host[:port]"
-	}
-	return host, plainHTTP, ""
 }
 
 // credentials resolves auth, username, password and password-file. No

@@ -209,7 +209,7 @@ func TestReferrersIntoLayout(t *testing.T) {
 	sbom := imagegen.PushSBOM(t, src.Ref("team/app"), desc, `{"spdxVersion":"SPDX-2.3"}`)
 
 	dir := t.TempDir()
-	dst := registry.Endpoint{Registry: registry.LayoutPrefix + dir}
+	dst := registry.LayoutEndpoint(dir)
 	task := engine.Task{Name: "layout", Source: plain(src), Target: dst,
 		Mappings: []engine.Mapping{{From: "team/app", To: "mirror/app", Referrers: true}}}
 	rep := run(t, task)

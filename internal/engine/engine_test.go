@@ -309,7 +309,7 @@ func TestLayoutRoundTrip(t *testing.T) {
 	src, dst := regtest.New(t), regtest.New(t)
 	seed(t, src, "team/app")
 	dir := filepath.Join(t.TempDir(), "layout")
-	lay := registry.Endpoint{Registry: registry.LayoutPrefix + dir}
+	lay := registry.LayoutEndpoint(dir)
 	rep := run(t, engine.Task{Name: "out", Source: plain(src), Target: lay, Mappings: []engine.Mapping{{From: "team/app", To: "team/app"}}})
 	if rep.Failed() != 0 {
 		t.Fatalf("%+v", rep.Results)

@@ -14,7 +14,8 @@ import (
 // caller from configuration or flags; nothing here reads files or the
 // environment except the CA and client-certificate files it names.
 type Endpoint struct {
-	// Registry is "host[:port]" or "oci:PATH".
+	// Registry is "host[:port]" or "oci:PATH", as ParseLocation returns
+	// it; Kind tells which.
 	Registry string
 	// PlainHTTP allows plain HTTP for this registry (written as http://).
 	PlainHTTP bool
@@ -69,12 +70,6 @@ func boolStr(b bool) string {
 	}
 	return "0"
 }
-
-// IsLayout reports whether the endpoint is an OCI layout directory.
-func (e Endpoint) IsLayout() bool { return strings.HasPrefix(e.Registry, LayoutPrefix) }
-
-// LayoutPrefix marks an OCI image layout used as a registry.
-const LayoutPrefix = "oci:"
 
 // dockerHubAliases are the names users write for Docker Hub. They are all
 // served as go-containerregistry's canonical name, so that docker's

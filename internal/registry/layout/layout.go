@@ -63,7 +63,7 @@ type Options struct {
 
 // OpenDir returns the OCI layout store at dir with options.
 func OpenDir(dir string, o Options) (registry.Store, error) {
-	s, err := openLayout(registry.Endpoint{Registry: registry.LayoutPrefix + dir})
+	s, err := openLayout(registry.LayoutEndpoint(dir))
 	if err != nil {
 		return nil, err
 	}
@@ -82,7 +82,7 @@ var (
 )
 
 func openLayout(ep registry.Endpoint) (*layoutStore, error) {
-	dir := strings.TrimPrefix(ep.Registry, registry.LayoutPrefix)
+	dir := ep.Path()
 	if dir == "" {
 		return nil, fmt.Errorf("registry %q: an OCI layout needs a path (oci:PATH)", ep.Registry)
 	}

@@ -25,8 +25,8 @@ var ErrLoginRejected = errors.New("login rejected")
 // password), then GET /v2/ with the credentials – the step that checks
 // them on registries using basic auth.
 func CheckLogin(ctx context.Context, ep registry.Endpoint, o registry.Options) error {
-	if ep.IsLayout() {
-		return fmt.Errorf("%s is an OCI layout, not a registry", ep.Registry)
+	if !ep.Kind().Network() {
+		return fmt.Errorf("%s is an %s, not a registry", ep.Registry, ep.Kind())
 	}
 	host := ep.Host()
 	var nameOpts []name.Option

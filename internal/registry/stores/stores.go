@@ -4,16 +4,24 @@
 package stores
 
 import (
+	"fmt"
+
 	"github.com/regmirror/regmirror/internal/registry"
 	"github.com/regmirror/regmirror/internal/registry/layout"
 	"github.com/regmirror/regmirror/internal/registry/remote"
 )
 
-// Open returns the Store for an endpoint: an OCI layout for "oci:PATH",
-// else a registry.
+// constructors open a Store of each kind registry.ParseLocation knows.
+var constructors = map[registry.Kind]func(registry.Endpoint, registry.Options) (registry.Store, error){
+	registry.KindRegistry: remote.Open,
+	registry.KindLayout:   layout.Open,
+}
+
+// Open returns the Store for an endpoint.
 func Open(ep registry.Endpoint, o registry.Options) (registry.Store, error) {
-	if ep.IsLayout() {
-		return layout.Open(ep, o)
+	open, ok := constructors[ep.Kind()]
+	if !ok {
+		return nil, fmt.Errorf("%s %q: no store for this kind", ep.Kind(), ep.Registry)
 	}
-	return remote.Open(ep, o)
+	return open(ep, o)
 }
