@@ -14,6 +14,7 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
+	"github.com/regmirror/regmirror/internal/atomicfile"
 	"github.com/regmirror/regmirror/internal/engine"
 	"github.com/regmirror/regmirror/internal/registry"
 	"github.com/regmirror/regmirror/internal/registry/layout"
@@ -292,19 +293,10 @@ func writeManifest(dir, out string, lay registry.Store, rep *engine.Report, chai
 	}
 	// A bundle that adds nothing (every image unchanged since the chain)
 	// is still a layout: an empty index and the layout marker.
-	if len(idx.Manifests) == 0 {
-		empty := []byte(`{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[]}`)
-		if err := layout.WriteFileAtomic(filepath.Join(dir, "index.json"), empty); err != nil {
-			return nil, err
-		}
-	}
-	if err := layout.WriteFileAtomic(filepath.Join(dir, "oci-layout"), []byte(`{"imageLayoutVersion":"1.0.0"}`)); err != nil {
+	if err := layout.Init(dir); err != nil {
 		return nil, err
 	}
-	if err := os.MkdirAll(filepath.Join(dir, "blobs", "sha256"), 0o755); err != nil {
-		return nil, err
-	}
-	if err := layout.WriteFileAtomic(filepath.Join(dir, ManifestFile), raw); err != nil {
+	if err := atomicfile.WriteFile(filepath.Join(dir, ManifestFile), raw, 0o600); err != nil {
 		return nil, err
 	}
 	return m, nil

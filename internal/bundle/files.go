@@ -10,6 +10,8 @@ import (
 	"path"
 	"path/filepath"
 	"strings"
+
+	"github.com/regmirror/regmirror/internal/atomicfile"
 )
 
 // files reads a bundle's files, from a directory or from a .tar without
@@ -133,7 +135,7 @@ func (t *tarFiles) Close() error { return t.f.Close() }
 // than its own size on disk. index.json and the bundle manifest are taken
 // out of dir first and written last: an interrupted pack leaves a dir that
 // names no image (a re-run exports again, fetching only deleted blobs) and
-// a .partial file, never a tar that looks complete.
+// a temporary file, never a tar that looks complete.
 func packTar(dir, dst string) error {
 	index, err := os.ReadFile(filepath.Join(dir, "index.json"))
 	if err != nil {
@@ -148,23 +150,20 @@ func packTar(dir, dst string) error {
 			return err
 		}
 	}
-	tmp := dst + ".partial"
-	f, err := os.Create(tmp)
+	f, err := atomicfile.Create(dst, 0o644)
 	if err != nil {
 		return err
 	}
-	defer os.Remove(tmp)
+	defer f.Abort()
 	tw := tar.NewWriter(f)
 	for _, d := range []string{"blobs/", "blobs/sha256/"} {
 		if err := tw.WriteHeader(&tar.Header{Typeflag: tar.TypeDir, Name: d, Mode: 0o755}); err != nil {
-			f.Close()
 			return err
 		}
 	}
 	blobDir := filepath.Join(dir, "blobs", "sha256")
 	ents, err := os.ReadDir(blobDir)
 	if err != nil {
-		f.Close()
 		return err
 	}
 	for _, e := range ents {
@@ -173,11 +172,9 @@ func packTar(dir, dst string) error {
 		}
 		p := filepath.Join(blobDir, e.Name())
 		if err := addFile(tw, "blobs/sha256/"+e.Name(), p); err != nil {
-			f.Close()
 			return err
 		}
 		if err := os.Remove(p); err != nil {
-			f.Close()
 			return err
 		}
 	}
@@ -186,26 +183,16 @@ func packTar(dir, dst string) error {
 		data []byte
 	}{{"oci-layout", []byte(`{"imageLayoutVersion":"1.0.0"}`)}, {"index.json", index}, {ManifestFile, man}} {
 		if err := tw.WriteHeader(&tar.Header{Typeflag: tar.TypeReg, Name: x.name, Mode: 0o644, Size: int64(len(x.data))}); err != nil {
-			f.Close()
 			return err
 		}
 		if _, err := tw.Write(x.data); err != nil {
-			f.Close()
 			return err
 		}
 	}
 	if err := tw.Close(); err != nil {
-		f.Close()
 		return err
 	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp, dst); err != nil {
+	if err := f.Commit(); err != nil {
 		return err
 	}
 	return os.RemoveAll(dir)

@@ -2,10 +2,11 @@ package engine
 
 import (
 	"encoding/json"
-	"errors"
 	"os"
 	"path/filepath"
 	"sync"
+
+	"github.com/regmirror/regmirror/internal/atomicfile"
 )
 
 // platformCache remembers which image a multi-arch index holds for a
@@ -64,16 +65,7 @@ func (c *platformCache) save() error {
 	if err := os.MkdirAll(filepath.Dir(c.file), 0o755); err != nil {
 		return err
 	}
-	f, err := os.CreateTemp(filepath.Dir(c.file), ".platforms-*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(f.Name())
-	_, werr := f.Write(b)
-	if err := errors.Join(werr, f.Close()); err != nil {
-		return err
-	}
-	if err := os.Rename(f.Name(), c.file); err != nil {
+	if err := atomicfile.WriteFile(c.file, b, 0o600); err != nil {
 		return err
 	}
 	c.dirty = false

@@ -19,7 +19,7 @@ var allowedImports = map[string][]string{
 	"internal/registry":           {"internal/registry/transport"},
 	"internal/registry/transport": {},
 	"internal/registry/auth":      {},
-	"internal/registry/layout":    {"internal/registry", "internal/registry/transport"},
+	"internal/registry/layout":    {"internal/registry", "internal/registry/transport", "internal/atomicfile"},
 	"internal/registry/remote":    {"internal/registry", "internal/registry/auth", "internal/registry/transport"},
 	"internal/registry/stores":    {"internal/registry", "internal/registry/layout", "internal/registry/remote"},
 }

@@ -27,6 +27,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/types"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/regmirror/regmirror/internal/atomicfile"
 	"github.com/regmirror/regmirror/internal/registry"
 	"github.com/regmirror/regmirror/internal/registry/transport"
 )
@@ -126,10 +127,6 @@ func (s *layoutStore) readIndex() (*v1.IndexManifest, error) {
 // SplitImageName splits an io.containerd.image.name value, "repo:tag" or
 // "repo@sha256:...", into repo and ref (ref is "" when there is neither).
 func SplitImageName(n string) (repo, ref string) { return splitImageName(n) }
-
-// WriteFileAtomic replaces name with data via a temporary file, fsync and a
-// rename, so a reader never sees half a file.
-func WriteFileAtomic(name string, data []byte) error { return writeFileAtomic(name, data, false) }
 
 // splitImageName splits "repo:tag" or "repo@sha256:..." into repo and ref.
 func splitImageName(n string) (repo, ref string) {
@@ -328,38 +325,43 @@ func (s *layoutStore) editIndex(keep func(v1.Descriptor) bool, add ...v1.Descrip
 	if err != nil {
 		return err
 	}
-	if err := writeFileAtomic(filepath.Join(s.dir, "oci-layout"), []byte(`{"imageLayoutVersion":"1.0.0"}`), true); err != nil {
+	if err := writeFileAtomic(filepath.Join(s.dir, "oci-layout"), layoutMarker, true); err != nil {
 		return err
 	}
 	return writeFileAtomic(filepath.Join(s.dir, "index.json"), b, false)
 }
 
-// writeFileAtomic replaces name with data via a temporary file and a rename,
-// so a reader never sees half a file. With keep, an existing file is kept.
+// Init makes dir an OCI layout even when nothing was pushed to it: the
+// oci-layout marker, an empty index.json when there is none, and the blobs
+// directory. Existing files are kept.
+func Init(dir string) error {
+	if err := os.MkdirAll(filepath.Join(dir, "blobs", "sha256"), 0o755); err != nil {
+		return err
+	}
+	if err := writeFileAtomic(filepath.Join(dir, "oci-layout"), layoutMarker, true); err != nil {
+		return err
+	}
+	empty := []byte(`{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[]}`)
+	return writeFileAtomic(filepath.Join(dir, "index.json"), empty, true)
+}
+
+// layoutMarker is the oci-layout file of the OCI image layout spec.
+var layoutMarker = []byte(`{"imageLayoutVersion":"1.0.0"}`)
+
+// writeFileAtomic replaces name with data (atomicfile.WriteFile). With
+// keep, an existing file is kept.
 func writeFileAtomic(name string, data []byte, keep bool) error {
 	if keep {
 		if _, err := os.Stat(name); err == nil {
 			return nil
 		}
 	}
-	f, err := os.CreateTemp(filepath.Dir(name), ".tmp-"+filepath.Base(name)+"-")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(f.Name())
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	return os.Rename(f.Name(), name)
+	return atomicfile.WriteFile(name, data, filePerm)
 }
+
+// filePerm is the mode of every file of a layout. It is what os.CreateTemp
+// gave them before atomicfile, kept so that nothing changes for readers.
+const filePerm = 0o600
 
 // blobWriter writes an artifact's blobs into a layout, verifying every
 // digest as it goes.
@@ -500,33 +502,28 @@ func (w *blobWriter) bytes(ctx context.Context, h v1.Hash, b []byte) error {
 	return w.stream(context.WithoutCancel(ctx), h, io.NopCloser(bytes.NewReader(b)))
 }
 
-// stream copies one blob to a temporary file, checks its digest and renames
-// it into place. A blob file therefore exists only when it is complete and
-// correct, which is what lets a later run trust exists().
+// stream copies one blob to a temporary file, checks its digest and
+// commits it into place (atomicfile: synced, renamed, directory synced). A
+// blob file therefore exists only when it is complete and correct, even
+// after a crash, which is what lets a later run trust exists().
 func (w *blobWriter) stream(ctx context.Context, h v1.Hash, r io.Reader) error {
 	if h.Algorithm != "sha256" {
 		return fmt.Errorf("blob %s: unsupported digest algorithm", h)
 	}
-	dst := w.store.blobPath(h)
-	f, err := os.CreateTemp(filepath.Dir(dst), ".tmp-"+h.Hex+"-")
+	f, err := atomicfile.Create(w.store.blobPath(h), filePerm)
 	if err != nil {
 		return err
 	}
-	defer os.Remove(f.Name())
+	defer f.Abort()
 	sum := sha256.New()
 	n, err := io.Copy(io.MultiWriter(f, sum), ctxReader{ctx, r})
 	if err != nil {
-		f.Close()
 		return fmt.Errorf("writing blob %s: %w", h, err)
 	}
 	if got := hex.EncodeToString(sum.Sum(nil)); got != h.Hex {
-		f.Close()
 		return fmt.Errorf("blob %s: digest mismatch, content has sha256:%s", h, got)
 	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(f.Name(), dst); err != nil {
+	if err := f.Commit(); err != nil {
 		return err
 	}
 	w.mu.Lock()
