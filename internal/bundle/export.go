@@ -143,7 +143,7 @@ func Export(ctx context.Context, o ExportOptions) (*ExportResult, error) {
 		return &ExportResult{Report: rep}, err
 	}
 
-	m, err := writeManifest(dir, out, lay, rep, chain, o)
+	m, err := writeManifest(ctx, dir, out, lay, rep, chain, o)
 	if err != nil {
 		return &ExportResult{Report: rep}, err
 	}
@@ -206,7 +206,7 @@ func (t *exportTarget) Head(ctx context.Context, repo, ref string) (v1.Descripto
 
 // writeManifest lists what the layout holds and what it inherits, and
 // writes regmirror-bundle.json last: a bundle without it is unfinished.
-func writeManifest(dir, out string, lay registry.Store, rep *engine.Report, chain *chainInfo, o ExportOptions) (*Manifest, error) {
+func writeManifest(ctx context.Context, dir, out string, lay registry.Store, rep *engine.Report, chain *chainInfo, o ExportOptions) (*Manifest, error) {
 	m := &Manifest{SchemaVersion: 1, MediaType: MediaType, Name: filepath.Base(out), Created: o.Now().UTC().Truncate(time.Second), Config: o.Config}
 	if chain.parent != nil {
 		p := chain.parent
@@ -222,8 +222,8 @@ func writeManifest(dir, out string, lay registry.Store, rep *engine.Report, chai
 		return strings.Compare(a.Annotations[layout.AnnotationImageName], b.Annotations[layout.AnnotationImageName])
 	})
 	held := map[string]bool{}
-	read := func(h v1.Hash) ([]byte, error) {
-		return os.ReadFile(filepath.Join(dir, filepath.FromSlash(blobName(h))))
+	read := func(_ context.Context, d v1.Descriptor) ([]byte, error) {
+		return os.ReadFile(filepath.Join(dir, filepath.FromSlash(blobName(d.Digest))))
 	}
 	seen := map[string]bool{}
 	for _, d := range idx.Manifests {
@@ -233,7 +233,7 @@ func writeManifest(dir, out string, lay registry.Store, rep *engine.Report, chai
 		}
 		held[name] = true
 		im := Image{Name: name, Digest: d.Digest.String(), MediaType: string(d.MediaType), Size: d.Size}
-		if raw, err := read(d.Digest); err == nil {
+		if raw, err := read(ctx, d); err == nil {
 			var mr manifestRefs
 			if json.Unmarshal(raw, &mr) == nil && mr.Subject != nil {
 				im.Subject = mr.Subject.Digest.String()
@@ -241,18 +241,18 @@ func writeManifest(dir, out string, lay registry.Store, rep *engine.Report, chai
 		}
 		m.Images = append(m.Images, im)
 		repo, _ := SplitName(name)
-		err := walk(d, read, func(b v1.Descriptor, isManifest bool) bool {
+		err := registry.Walk(ctx, d, read, registry.Walker{Visit: func(_ context.Context, b v1.Descriptor) (bool, error) {
 			k := b.Digest.String()
 			if seen[k] {
-				return false
+				return false, nil // listed with an earlier image
 			}
 			if _, ok := chain.blobs[k]; ok {
-				return false // inherited, with all it references
+				return false, nil // inherited, with all it references
 			}
 			seen[k] = true
 			m.Blobs = append(m.Blobs, Blob{Digest: k, Size: b.Size, Repo: repo})
-			return true
-		})
+			return true, nil
+		}})
 		if err != nil {
 			return nil, fmt.Errorf("%s: %s: %w", dir, name, err)
 		}

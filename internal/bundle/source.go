@@ -56,6 +56,13 @@ func (s *source) Ref(repo, ref string) string {
 	return s.b.Path + ":" + repo + ":" + ref
 }
 
+// manifestRefs is what the bundle reads of a manifest: its media type and
+// the subject an attachment points at (registry.Walk follows the rest).
+type manifestRefs struct {
+	MediaType types.MediaType `json:"mediaType"`
+	Subject   *v1.Descriptor  `json:"subject"`
+}
+
 // Repos lists the repositories of a bundle's images, in manifest order.
 func Repos(m *Manifest) []string {
 	var out []string

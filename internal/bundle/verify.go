@@ -7,6 +7,8 @@ import (
 	"io"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+
+	"github.com/regmirror/regmirror/internal/registry"
 )
 
 // Problem is one thing wrong with a bundle.
@@ -75,11 +77,11 @@ func Verify(ctx context.Context, b *Bundle, counted func(int64)) (*VerifyResult,
 			}
 		}
 	}
-	read := func(h v1.Hash) ([]byte, error) {
-		if err, ok := bad[h.String()]; ok {
+	read := func(_ context.Context, d v1.Descriptor) ([]byte, error) {
+		if err, ok := bad[d.Digest.String()]; ok {
 			return nil, err
 		}
-		return b.readBlob(h)
+		return b.readBlob(d.Digest)
 	}
 	for _, d := range b.Index.Manifests {
 		name := d.Annotations["io.containerd.image.name"]
@@ -91,24 +93,24 @@ func Verify(ctx context.Context, b *Bundle, counted func(int64)) (*VerifyResult,
 			res.Problems = append(res.Problems, Problem{Image: name, Err: fmt.Errorf("index.json names %s, which %s does not list", d.Digest, ManifestFile)})
 		}
 		var problem error
-		err := walk(d, read, func(c v1.Descriptor, _ bool) bool {
+		err := registry.Walk(ctx, d, read, registry.Walker{Visit: func(_ context.Context, c v1.Descriptor) (bool, error) {
 			k := c.Digest.String()
 			if err, ok := bad[k]; ok {
 				problem = errors.Join(problem, err)
-				return false
+				return false, nil
 			}
 			if bl, ok := b.held[k]; ok {
 				if bl.Size != c.Size {
 					problem = errors.Join(problem, fmt.Errorf("%s: size %d, the manifest says %d: %w", k, bl.Size, c.Size, ErrCorrupt))
 				}
-				return true
+				return true, nil
 			}
 			if _, ok := b.inherits[k]; ok {
-				return false
+				return false, nil
 			}
 			problem = errors.Join(problem, fmt.Errorf("%s is neither in the bundle nor declared inherited: %w", k, ErrMissing))
-			return false
-		})
+			return false, nil
+		}})
 		if err := errors.Join(problem, err); err != nil {
 			res.Problems = append(res.Problems, Problem{Image: name, Err: err})
 		}

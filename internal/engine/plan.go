@@ -180,70 +180,32 @@ func (e *Engine) measure(ctx context.Context, j *job, art *registry.Artifact, it
 	if m.Platform != nil && art.Image != nil && it.Pulls == 2 {
 		pulls = 2
 	}
-	seen := map[v1.Hash]bool{}
-	blobs := func(img v1.Image) error {
-		mf, err := img.Manifest()
-		if err != nil {
-			return err
-		}
-		for _, d := range append([]v1.Descriptor{mf.Config}, mf.Layers...) {
-			if seen[d.Digest] {
-				continue
-			}
-			seen[d.Digest] = true
-			it.Blobs++
-			has, err := bc.HasBlob(ctx, m.To, d.Digest.String())
-			if err != nil {
-				return err
-			}
-			if has {
-				it.BlobsPresent++
-				it.BytesPresent += d.Size
-			} else {
-				it.Bytes += d.Size
-			}
-		}
-		return nil
-	}
-	var index func(idx v1.ImageIndex) error
-	index = func(idx v1.ImageIndex) error {
-		im, err := idx.IndexManifest()
-		if err != nil {
-			return err
-		}
-		for _, d := range im.Manifests {
+	tree := registry.NewArtifactTree(art)
+	visit := func(ctx context.Context, d v1.Descriptor) (bool, error) {
+		switch {
+		case d.Digest == art.Desc.Digest:
+			return true, nil // fetched already
+		case registry.IsManifest(d):
 			if _, err := j.dst.Head(ctx, m.To, d.Digest.String()); err == nil {
-				continue // the target has this child: a sync does not fetch it
+				return false, nil // the target has this child: a sync does not fetch it
 			}
 			pulls++
-			switch {
-			case d.MediaType.IsIndex():
-				child, err := idx.ImageIndex(d.Digest)
-				if err != nil {
-					return err
-				}
-				if err := index(child); err != nil {
-					return err
-				}
-			case d.MediaType.IsImage():
-				img, err := idx.Image(d.Digest)
-				if err != nil {
-					return err
-				}
-				if err := blobs(img); err != nil {
-					return err
-				}
-			}
+			return true, nil
 		}
-		return nil
+		it.Blobs++
+		has, err := bc.HasBlob(ctx, m.To, d.Digest.String())
+		if err != nil {
+			return false, err
+		}
+		if has {
+			it.BlobsPresent++
+			it.BytesPresent += d.Size
+		} else {
+			it.Bytes += d.Size
+		}
+		return false, nil
 	}
-	var err error
-	if art.Index != nil {
-		err = index(art.Index)
-	} else {
-		err = blobs(art.Image)
-	}
-	if err != nil {
+	if err := registry.Walk(ctx, art.Desc, tree.Read, registry.Walker{Visit: visit}); err != nil {
 		return err
 	}
 	it.Pulls, it.PullsExact, it.BytesKnown = pulls, true, true

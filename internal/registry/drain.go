@@ -22,124 +22,49 @@ var ErrDigestMismatch = fmt.Errorf("digest mismatch")
 // other, so one image never opens parallel downloads (Nexus proxies break
 // on those). It returns the bytes read.
 func Drain(ctx context.Context, a *Artifact) (int64, error) {
-	d := &drainer{}
-	var err error
-	switch {
-	case a.Index != nil:
-		err = d.index(ctx, a.Desc, a.Index)
-	case a.Image != nil:
-		err = d.image(ctx, a.Desc, a.Image)
-	default:
-		err = fmt.Errorf("artifact %s holds neither an index nor an image", a.Desc.Digest)
+	if a.Index == nil && a.Image == nil {
+		return 0, fmt.Errorf("artifact %s holds neither an index nor an image", a.Desc.Digest)
 	}
-	return d.n, err
-}
-
-type drainer struct {
-	n    int64
-	seen map[v1.Hash]bool // blobs shared by several platforms are read once
-}
-
-func (d *drainer) index(ctx context.Context, desc v1.Descriptor, idx v1.ImageIndex) error {
-	raw, err := idx.RawManifest()
-	if err != nil {
-		return fmt.Errorf("index %s: %w", desc.Digest, err)
-	}
-	if err := d.check("index", desc.Digest, desc.Size, raw); err != nil {
-		return err
-	}
-	im, err := idx.IndexManifest()
-	if err != nil {
-		return fmt.Errorf("index %s: %w", desc.Digest, err)
-	}
-	for _, c := range im.Manifests {
-		if err := ctx.Err(); err != nil {
-			return err
+	tree := NewArtifactTree(a)
+	var n int64
+	read := func(ctx context.Context, d v1.Descriptor) ([]byte, error) {
+		raw, err := tree.Read(ctx, d)
+		if err != nil {
+			return nil, err
 		}
-		switch {
-		case c.MediaType.IsIndex():
-			child, err := idx.ImageIndex(c.Digest)
-			if err != nil {
-				return fmt.Errorf("index %s: child %s: %w", desc.Digest, c.Digest, err)
-			}
-			err = d.index(ctx, c, child)
-			if err != nil {
-				return err
-			}
-		case c.MediaType.IsImage():
-			img, err := idx.Image(c.Digest)
-			if err != nil {
-				return fmt.Errorf("index %s: child %s: %w", desc.Digest, c.Digest, err)
-			}
-			if err := d.image(ctx, c, img); err != nil {
-				return err
-			}
+		n += int64(len(raw))
+		what := "manifest"
+		if tree.Index(d.Digest) != nil {
+			what = "index"
 		}
+		h := sha256.Sum256(raw)
+		return raw, verify(what, d.Digest, d.Size, int64(len(raw)), h[:])
 	}
-	return nil
-}
-
-func (d *drainer) image(ctx context.Context, desc v1.Descriptor, img v1.Image) error {
-	raw, err := img.RawManifest()
-	if err != nil {
-		return fmt.Errorf("manifest %s: %w", desc.Digest, err)
-	}
-	if err := d.check("manifest", desc.Digest, desc.Size, raw); err != nil {
-		return err
-	}
-	m, err := img.Manifest()
-	if err != nil {
-		return fmt.Errorf("manifest %s: %w", desc.Digest, err)
-	}
-	cfg, err := img.RawConfigFile()
-	if err != nil {
-		return fmt.Errorf("config %s: %w", m.Config.Digest, err)
-	}
-	if err := d.check("config", m.Config.Digest, m.Config.Size, cfg); err != nil {
-		return err
-	}
-	for _, l := range m.Layers {
-		if err := ctx.Err(); err != nil {
-			return err
+	// Blobs are read as they are visited, one after the other; each
+	// once, also when several platforms share it.
+	visit := func(ctx context.Context, d v1.Descriptor) (bool, error) {
+		if IsManifest(d) || d.Digest == a.Desc.Digest {
+			return true, nil
 		}
-		if !l.MediaType.IsDistributable() || d.seen[l.Digest] {
-			// Foreign layers live at their URLs, not in the registry.
-			continue
+		what := "blob"
+		if d.MediaType.IsConfig() {
+			what = "config"
 		}
-		if err := d.layer(img, l); err != nil {
-			return err
+		rc, err := tree.Blob(d)
+		if err != nil {
+			return false, err
 		}
-		if d.seen == nil {
-			d.seen = map[v1.Hash]bool{}
+		defer rc.Close()
+		h := sha256.New()
+		m, err := io.Copy(h, rc)
+		n += m
+		if err != nil {
+			return false, fmt.Errorf("%s %s: %w", what, d.Digest, err)
 		}
-		d.seen[l.Digest] = true
+		return false, verify(what, d.Digest, d.Size, m, h.Sum(nil))
 	}
-	return nil
-}
-
-func (d *drainer) layer(img v1.Image, l v1.Descriptor) error {
-	layer, err := img.LayerByDigest(l.Digest)
-	if err != nil {
-		return fmt.Errorf("blob %s: %w", l.Digest, err)
-	}
-	rc, err := layer.Compressed()
-	if err != nil {
-		return fmt.Errorf("blob %s: %w", l.Digest, err)
-	}
-	defer rc.Close()
-	h := sha256.New()
-	n, err := io.Copy(h, rc)
-	d.n += n
-	if err != nil {
-		return fmt.Errorf("blob %s: %w", l.Digest, err)
-	}
-	return verify("blob", l.Digest, l.Size, n, h.Sum(nil))
-}
-
-func (d *drainer) check(what string, want v1.Hash, size int64, b []byte) error {
-	d.n += int64(len(b))
-	h := sha256.Sum256(b)
-	return verify(what, want, size, int64(len(b)), h[:])
+	err := Walk(ctx, a.Desc, read, Walker{Visit: visit})
+	return n, err
 }
 
 func verify(what string, want v1.Hash, size, n int64, sum []byte) error {

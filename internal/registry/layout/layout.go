@@ -377,37 +377,33 @@ func (w *blobWriter) written() int64 {
 	return w.n
 }
 
+// artifact writes a's blobs, children before the manifests that name them,
+// each distinct manifest once.
 func (w *blobWriter) artifact(ctx context.Context, a *registry.Artifact) error {
-	if a.Index != nil {
-		return w.index(ctx, a.Index)
-	}
-	return w.image(ctx, a.Image)
+	tree := registry.NewArtifactTree(a)
+	return registry.Walk(ctx, a.Desc, tree.Read, registry.Walker{
+		// Manifests are descended into; an image writes its own config
+		// and layers (in parallel) when it is left.
+		Visit: func(_ context.Context, d v1.Descriptor) (bool, error) {
+			return registry.IsManifest(d) || d.Digest == a.Desc.Digest, nil
+		},
+		Leave: func(ctx context.Context, d v1.Descriptor) error {
+			if img := tree.Image(d.Digest); img != nil {
+				return w.image(ctx, img)
+			}
+			return w.index(ctx, tree.Index(d.Digest))
+		},
+	})
 }
 
+// index writes an index manifest whose children are written.
 func (w *blobWriter) index(ctx context.Context, idx v1.ImageIndex) error {
 	im, err := idx.IndexManifest()
 	if err != nil {
 		return err
 	}
 	for _, d := range im.Manifests {
-		switch {
-		case d.MediaType.IsIndex():
-			child, err := idx.ImageIndex(d.Digest)
-			if err != nil {
-				return err
-			}
-			if err := w.index(ctx, child); err != nil {
-				return err
-			}
-		case d.MediaType.IsImage():
-			img, err := idx.Image(d.Digest)
-			if err != nil {
-				return err
-			}
-			if err := w.image(ctx, img); err != nil {
-				return err
-			}
-		default:
+		if !registry.IsManifest(d) {
 			return fmt.Errorf("index child %s: unsupported media type %q", d.Digest, d.MediaType)
 		}
 	}
