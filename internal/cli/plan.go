@@ -98,7 +98,7 @@ func makePlan(ctx context.Context, g *globals, tf *taskFlags, pf *planFlags) (*e
 	}
 	markTasks(tasks, insecure, log)
 	m := manners(log, cfg.Transfers, 0)
-	e := engine.New(engine.Options{Logger: log, Jobs: pf.jobs, Registry: registry.Options{Hosts: m}, PlatformCache: pf.platformCache})
+	e := engine.New(engine.Options{Logger: log, Jobs: pf.jobs, Registry: registry.Options{Hosts: m}, PlatformCache: pf.platformCache, Shard: tf.shards.engine()})
 	return e.Plan(ctx, tasks, engine.PlanOptions{Bytes: pf.bytes}), m, ctx.Err()
 }
 

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"log/slog"
 	"net"
 
 	"github.com/spf13/cobra"
@@ -23,6 +24,7 @@ func newServeCmd(g *globals) *cobra.Command {
 		jobs          int
 		transfers     int
 		platformCache string
+		shards        shardFlags
 	)
 	cmd := &cobra.Command{
 		Use:   "serve --config FILE [--listen ADDR]",
@@ -42,10 +44,18 @@ On SIGTERM or SIGINT nothing new starts, copies in flight are cancelled (a tag
 is only ever written after everything it points at), and the process exits 0.
 
 HTTP endpoints on --listen: /healthz, /readyz, /metrics (Prometheus) and
-/status (JSON). Logs are JSON unless stderr is a terminal (--log-format).`,
+/status (JSON). Logs are JSON unless stderr is a terminal (--log-format).
+
+With --shard I/N the daemon is one of N (the pods of a StatefulSet): every
+task is scheduled, but each run copies and prunes only the source
+repositories this shard owns (--shard-by task: only the tasks it owns).`,
 		Example: `  regmirror serve --config dregsy.yaml
   regmirror serve --config dregsy.yaml --listen 0.0.0.0:9090
-  kill -HUP $(pidof regmirror)    # reload the configuration`,
+  kill -HUP $(pidof regmirror)    # reload the configuration
+
+  # one pod of a StatefulSet of 3; POD_INDEX from the pod's
+  # apps.kubernetes.io/pod-index label (deploy/kubernetes/statefulset-sharded.yaml)
+  regmirror serve --config /etc/regmirror/config.yaml --shard "$POD_INDEX/3"`,
 		Args: positional(),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			def := "json"
@@ -58,6 +68,9 @@ HTTP endpoints on --listen: /healthz, /readyz, /metrics (Prometheus) and
 			}
 			if jobs < 1 {
 				return usageErr("--jobs must be at least 1")
+			}
+			if err := shards.parse(); err != nil {
+				return err
 			}
 			cfg, err := loadConfig(cfgPath, log)
 			if err != nil {
@@ -76,17 +89,11 @@ HTTP endpoints on --listen: /healthz, /readyz, /metrics (Prometheus) and
 				return err
 			}
 			d := daemon.New(daemon.Options{Logger: log, Path: cfgPath, RateLimits: m.RateLimits, Pulls: m.Pulls,
-				Tasks: func(cfg *config.Config) ([]engine.Task, error) {
-					tasks, err := engineTasks(cfg.Tasks)
-					if err == nil {
-						markTasks(tasks, insecure, log)
-					}
-					return tasks, err
-				}})
+				Tasks: serveTasks(&shards, insecure, log)})
 			// One engine for the daemon's life: stores, tokens,
 			// connections and the platform cache are reused by every run.
 			opts := engine.Options{Logger: log, Jobs: jobs, Registry: registry.Options{Hosts: m},
-				PlatformCache: platformCache, OnResult: d.Result}
+				PlatformCache: platformCache, OnResult: d.Result, Shard: shards.engine()}
 			applyRetry(cfg.Retry, &opts) // read at start; a reload keeps them
 			return d.Run(cmd.Context(), engine.New(opts), cfg, ln)
 		},
@@ -97,5 +104,21 @@ HTTP endpoints on --listen: /healthz, /readyz, /metrics (Prometheus) and
 	f.IntVarP(&jobs, "jobs", "j", 8, "images copied in parallel per task run")
 	f.IntVar(&transfers, "transfers", 0, "blob transfers in flight across all tasks (default: the config's transfers: key, else 8)")
 	f.StringVar(&platformCache, "platform-cache", defaultPlatformCache(), "file remembering which image each multi-arch index holds per platform (\"\" keeps it in memory)")
+	shards.register(f)
 	return cmd
+}
+
+// serveTasks is how the daemon turns each configuration it loads into
+// engine tasks: with --shard-by task only this shard's tasks are kept (in
+// cfg.Tasks too, which the daemon schedules them by), marked with the
+// insecure registries.
+func serveTasks(shards *shardFlags, insecure *config.Insecure, log *slog.Logger) func(*config.Config) ([]engine.Task, error) {
+	return func(cfg *config.Config) ([]engine.Task, error) {
+		cfg.Tasks = shards.tasks(cfg.Tasks, log)
+		tasks, err := engineTasks(cfg.Tasks)
+		if err == nil {
+			markTasks(tasks, insecure, log)
+		}
+		return tasks, err
+	}
 }

@@ -44,7 +44,8 @@ failed (all others were still attempted); 2 usage or configuration error.`,
   # only the tasks whose name matches a regex, as JSON logs
   regmirror sync --config dregsy.yaml --task 'sync_spaceone_.*' --log-format json
 
-  # pod 2 of an Indexed Job with 3 completions runs its third of the tasks
+  # pod 2 of an Indexed Job with 3 completions copies its third of the
+  # repositories (--shard-by task: its third of the tasks)
   regmirror sync --config /config.yaml --shard "$JOB_COMPLETION_INDEX/3"`,
 		Args: positional(),
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -76,6 +77,7 @@ failed (all others were still attempted); 2 usage or configuration error.`,
 			}
 			m := manners(log, cfg.Transfers, transfers)
 			opts := engine.Options{Logger: log, Jobs: jobs, Registry: registry.Options{Hosts: m}, PlatformCache: platformCache,
+				Shard:     tf.shards.engine(),
 				OnPlanned: func(n int) { bar.SetTotal(n, 0) },
 				OnBytes:   bar.AddBytes,
 				OnResult: func(r engine.Result) {

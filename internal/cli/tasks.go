@@ -20,22 +20,76 @@ import (
 type taskFlags struct {
 	cfgPath string
 	task    string
-	shard   string
+	shards  shardFlags
 }
 
 func (f *taskFlags) register(fs *pflag.FlagSet) {
 	fs.StringVarP(&f.cfgPath, "config", "c", "", "configuration file (dregsy format or a superset)")
 	fs.StringVar(&f.task, "task", "", "run only tasks whose name fully matches this regex")
-	fs.StringVar(&f.shard, "shard", "", "run only the tasks this shard owns, INDEX/COUNT counting from 0 (e.g. $(JOB_COMPLETION_INDEX)/3): each task belongs to exactly one shard by a stable hash of its name")
+	f.shards.register(fs)
+}
+
+// shardFlags are --shard and --shard-by, shared by sync, plan, check and
+// serve.
+type shardFlags struct {
+	shard, by string
+	spec      shard.Spec
+	mode      shard.By
+}
+
+func (f *shardFlags) register(fs *pflag.FlagSet) {
+	fs.StringVar(&f.shard, "shard", "", "do only this shard's part of the work, INDEX/COUNT counting from 0 (e.g. $(JOB_COMPLETION_INDEX)/3): each (task, source repository) belongs to exactly one shard by a stable hash (see --shard-by)")
+	fs.StringVar(&f.by, "shard-by", "repository", "what a shard owns: repository (each task's source repositories are spread over the shards; every shard discovers them) or task (whole tasks, by their name)")
+}
+
+// parse checks the flags; it must run before tasks or engine.
+func (f *shardFlags) parse() error {
+	var err error
+	if f.spec, err = shard.Parse(f.shard); err != nil {
+		return usageErr("--shard: %v", err)
+	}
+	if f.mode, err = shard.ParseBy(f.by); err != nil {
+		return usageErr("--shard-by: %v", err)
+	}
+	return nil
+}
+
+// tasks keeps the tasks this shard runs: all of them when sharding by
+// repository (the engine then picks the repositories, see engine), those
+// whose name hashes to the shard when sharding by task. A shard that owns
+// no task is not an error: an Indexed Job may have more pods than tasks.
+func (f *shardFlags) tasks(selected []config.Task, log *slog.Logger) []config.Task {
+	if f.spec.Count == 0 {
+		return selected
+	}
+	if f.mode == shard.ByRepository {
+		log.Info("shard", "shard", f.spec.String(), "by", string(f.mode), "tasks", len(selected))
+		return selected
+	}
+	var owned []config.Task
+	for _, t := range selected {
+		if f.spec.Owns(t.Name) {
+			owned = append(owned, t)
+		}
+	}
+	log.Info("shard", "shard", f.spec.String(), "by", string(f.mode), "tasks", len(owned), "of", len(selected))
+	return owned
+}
+
+// engine is the shard the engine is given: only repository-level shards
+// reach it.
+func (f *shardFlags) engine() shard.Spec {
+	if f.mode == shard.ByRepository {
+		return f.spec
+	}
+	return shard.Spec{}
 }
 
 // load loads the config and returns it with the engine tasks selected by
-// --task and --shard. A shard that owns no task is not an error: an Indexed
-// Job may have more pods than tasks.
+// --task and --shard.
 func (f *taskFlags) load(log *slog.Logger) (*config.Config, []engine.Task, error) {
-	spec, err := shard.Parse(f.shard)
-	if err != nil {
-		return nil, nil, usageErr("--shard: %v", err)
+	if err := f.shards.parse(); err != nil {
+		return nil, nil, err
 	}
 	cfg, err := loadConfig(f.cfgPath, log)
 	if err != nil {
@@ -45,17 +99,7 @@ func (f *taskFlags) load(log *slog.Logger) (*config.Config, []engine.Task, error
 	if err != nil {
 		return nil, nil, err
 	}
-	if spec.Count > 0 {
-		var owned []config.Task
-		for _, t := range selected {
-			if spec.Owns(t.Name) {
-				owned = append(owned, t)
-			}
-		}
-		log.Info("shard", "shard", spec.String(), "tasks", len(owned), "of", len(selected))
-		selected = owned
-	}
-	tasks, err := engineTasks(selected)
+	tasks, err := engineTasks(f.shards.tasks(selected, log))
 	if err != nil {
 		return nil, nil, err
 	}

@@ -25,6 +25,7 @@ import (
 	"github.com/regmirror/regmirror/internal/registry"
 	"github.com/regmirror/regmirror/internal/registry/stores"
 	"github.com/regmirror/regmirror/internal/registry/transport"
+	"github.com/regmirror/regmirror/internal/shard"
 )
 
 // Task is one unit of configuration: a source, a target and mappings.
@@ -104,6 +105,12 @@ type Options struct {
 	// Now is the clock for the repository list cache (tests); default
 	// time.Now.
 	Now func() time.Time
+	// Shard, when its Count is above 1, makes this engine one of several
+	// processes sharing the work: every mapping is still expanded (so
+	// every shard discovers repositories, with the lister cache as
+	// usual), but only the (task, source repository) pairs the shard
+	// owns are planned, copied and pruned (shard.Spec.OwnsRepository).
+	Shard shard.Spec
 }
 
 // Engine runs tasks. It caches stores per endpoint, so connections and
@@ -120,6 +127,7 @@ type Engine struct {
 	ropt      registry.Options
 	now       func() time.Time
 	catalogs  catalogCache
+	shard     shard.Spec
 	runs      atomic.Uint64
 
 	mu     sync.Mutex
@@ -152,7 +160,7 @@ func New(o Options) *Engine {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	return &Engine{log: o.Logger, jobs: o.Jobs, attempts: o.Attempts, retryWait: o.RetryWait, onResult: o.OnResult, onPlanned: o.OnPlanned, onBytes: o.OnBytes, platforms: newPlatformCache(o.PlatformCache), ropt: o.Registry, now: o.Now, stores: map[string]registry.Store{}}
+	return &Engine{log: o.Logger, jobs: o.Jobs, attempts: o.Attempts, retryWait: o.RetryWait, onResult: o.OnResult, onPlanned: o.OnPlanned, onBytes: o.OnBytes, platforms: newPlatformCache(o.PlatformCache), ropt: o.Registry, now: o.Now, shard: o.Shard, stores: map[string]registry.Store{}}
 }
 
 func (e *Engine) store(ep registry.Endpoint) (registry.Store, error) {
@@ -362,9 +370,12 @@ func (e *Engine) expand(ctx context.Context, tasks []Task) ([]job, []*expandedRe
 		t := &tasks[ti]
 		for mi := range t.Mappings {
 			g.Go(func() error {
-				rs, failed := e.expandMapping(ctx, run, ti, mi, t)
+				rs, failed, others := e.expandMapping(ctx, run, ti, mi, t)
 				add(&repos, rs...)
 				add(&jobs, failed...)
+				mu.Lock()
+				plans = append(plans, others...)
+				mu.Unlock()
 				return nil
 			})
 		}
@@ -400,16 +411,23 @@ type expandedRepo struct {
 	selected []string
 	// err is set when expansion failed (the tag listing).
 	err error
+	// otherShard: the repository belongs to another shard, which copies
+	// and prunes it. Only its target is known (its mapping's To); prune
+	// leaves a target repository alone that such a repository also
+	// writes to, as it cannot know which tags that shard writes.
+	otherShard bool
 }
 
 // expandMapping resolves a mapping into one job template per repository it
-// names, or into a failed job when that cannot be done.
-func (e *Engine) expandMapping(ctx context.Context, run uint64, ti, mi int, t *Task) (repos, failed []job) {
+// names, or into a failed job when that cannot be done. With a shard, only
+// the repositories the shard owns become jobs; the others are returned as
+// otherShard plans.
+func (e *Engine) expandMapping(ctx context.Context, run uint64, ti, mi int, t *Task) (repos, failed []job, others []*expandedRepo) {
 	m := &t.Mappings[mi]
 	base := job{order: [4]int{ti, mi, -1, -1}, task: t, mapping: m}
-	fail := func(err error) ([]job, []job) {
+	fail := func(err error) ([]job, []job, []*expandedRepo) {
 		base.preResolved = err
-		return nil, []job{base}
+		return nil, []job{base}, nil
 	}
 	src, err := e.taskStore(t.SourceStore, t.Source)
 	if err != nil {
@@ -442,10 +460,19 @@ func (e *Engine) expandMapping(ctx context.Context, run uint64, ti, mi int, t *T
 		listed, cached = l.repos, l.cached
 	}
 	sources := rm.Sources(listed)
+	owned := 0
+	for _, from := range sources {
+		if e.shard.OwnsRepository(t.Name, from) {
+			owned++
+		}
+	}
 	if rm.Discovers() {
 		// cached: the list came from an earlier listing (this run's or
 		// one within lister.cacheDuration), no catalog request was made.
 		attrs := []any{"task", t.Name, "source", base.srcR, "listed", len(listed), "matched", len(sources), "cached", cached}
+		if e.shard.Count > 1 {
+			attrs = append(attrs, "shard", e.shard.String(), "owned", owned)
+		}
 		if len(sources) == 0 {
 			e.log.Warn("no repository matched", attrs...)
 		} else {
@@ -454,6 +481,14 @@ func (e *Engine) expandMapping(ctx context.Context, run uint64, ti, mi int, t *T
 	}
 	for ri, from := range sources {
 		to, err := rm.Target(from)
+		if !e.shard.OwnsRepository(t.Name, from) {
+			if err == nil && dst != nil {
+				other := *m
+				other.From, other.To, other.Prune = from, to, false
+				others = append(others, &expandedRepo{order: [3]int{ti, mi, ri}, task: t, mapping: &other, src: src, dst: dst, otherShard: true})
+			}
+			continue
+		}
 		if err != nil {
 			j := base
 			j.order[2] = ri
@@ -475,7 +510,7 @@ func (e *Engine) expandMapping(ctx context.Context, run uint64, ti, mi int, t *T
 		}
 		repos = append(repos, j)
 	}
-	return repos, failed
+	return repos, failed, others
 }
 
 // mappingName names a mapping for messages: the task and where the mapping

@@ -57,6 +57,9 @@ func (e *Engine) pruneCandidates(ctx context.Context, mp *expandedRepo, written 
 	if written.unknown(mp.dst, m.To) {
 		return nil, fmt.Errorf("not pruning: another mapping writing to %s could not list its tags", mp.dst.Ref(m.To, ""))
 	}
+	if from, ok := written.otherShard(mp.dst, m.To); ok {
+		return nil, fmt.Errorf("not pruning: %s is written to by the source repository %s too, which another shard copies (prune such a target unsharded or with --shard-by task)", mp.dst.Ref(m.To, ""), from)
+	}
 	if _, ok := mp.dst.(registry.Deleter); !ok {
 		return nil, fmt.Errorf("not pruning: %s cannot delete", mp.dst)
 	}
@@ -125,8 +128,9 @@ func (e *Engine) pruneCandidates(ctx context.Context, mp *expandedRepo, written 
 }
 
 // writtenTags are the target tags every repository of a run selects, by
-// target store and repository.
-type writtenTags map[string]bool
+// target store and repository. Values are "" except for a repository
+// another shard writes to, whose value names that shard's source.
+type writtenTags map[string]string
 
 func newWrittenTags(repos []*expandedRepo) writtenTags {
 	w := writtenTags{}
@@ -134,12 +138,16 @@ func newWrittenTags(repos []*expandedRepo) writtenTags {
 		if rp.dst == nil {
 			continue
 		}
+		if rp.otherShard {
+			w["\x01"+rp.dst.String()+"\x00"+rp.mapping.To] = rp.src.Ref(rp.mapping.From, "")
+			continue
+		}
 		if rp.err != nil {
 			// Its tags are unknown: no prune of that repository.
-			w[rp.dst.String()+"\x00"+rp.mapping.To] = true
+			w[rp.dst.String()+"\x00"+rp.mapping.To] = ""
 		}
 		for _, t := range rp.selected {
-			w[rp.dst.String()+"\x00"+rp.mapping.To+"\x00"+t] = true
+			w[rp.dst.String()+"\x00"+rp.mapping.To+"\x00"+t] = ""
 		}
 	}
 	return w
@@ -148,11 +156,20 @@ func newWrittenTags(repos []*expandedRepo) writtenTags {
 // unknown reports whether a repository of the run that writes to repo
 // could not be planned.
 func (w writtenTags) unknown(dst registry.Store, repo string) bool {
-	return w[dst.String()+"\x00"+repo]
+	_, ok := w[dst.String()+"\x00"+repo]
+	return ok
+}
+
+// otherShard returns the source of a repository another shard copies to
+// repo, if there is one.
+func (w writtenTags) otherShard(dst registry.Store, repo string) (string, bool) {
+	from, ok := w["\x01"+dst.String()+"\x00"+repo]
+	return from, ok
 }
 
 func (w writtenTags) has(dst registry.Store, repo, tag string) bool {
-	return w[dst.String()+"\x00"+repo+"\x00"+tag]
+	_, ok := w[dst.String()+"\x00"+repo+"\x00"+tag]
+	return ok
 }
 
 // pruneAll prunes every mapping that asks for it and whose images all

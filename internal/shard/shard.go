@@ -1,8 +1,13 @@
-// Package shard splits tasks between several regmirror processes (pods of
-// a Kubernetes Indexed Job, hosts of a fleet) so that each task is run by
-// exactly one of them. Ownership depends only on the task's name and the
-// shard count, never on the order or number of other tasks, so adding a
-// task to the config moves no other task to another shard.
+// Package shard splits the work of a configuration between several
+// regmirror processes (pods of a Kubernetes Indexed Job or StatefulSet,
+// hosts of a fleet) so that each piece is done by exactly one of them.
+//
+// Two granularities: by repository (the default), a shard owns the (task,
+// source repository) pairs that hash to it, so one task that discovers
+// 2,000 repositories is spread over every shard; by task, a shard owns
+// whole tasks. Either way ownership depends only on the names and the
+// shard count, never on the order or number of other tasks or
+// repositories, so adding one moves nothing else to another shard.
 //
 // Pure functions, no I/O.
 package shard
@@ -68,4 +73,49 @@ func Of(name string, count int) int {
 // Owns reports whether this shard runs the task with the given name.
 func (s Spec) Owns(name string) bool {
 	return s.Count <= 1 || Of(name, s.Count) == s.Index
+}
+
+// OfRepository returns the shard that owns a source repository of a task
+// out of count shards. The FNV-1a 64-bit hash of "TASK\x00REPO" is mixed
+// with MurmurHash3's 64-bit finaliser before the modulo: FNV alone leaves
+// names that differ only in their last characters (repo-0001, repo-0002,
+// ...) unevenly spread over small counts. Stable across versions and
+// platforms, pinned by a test.
+func OfRepository(task, repo string, count int) int {
+	h := fnv.New64a()
+	h.Write([]byte(task))
+	h.Write([]byte{0})
+	h.Write([]byte(repo))
+	x := h.Sum64()
+	x ^= x >> 33
+	x *= 0xff51afd7ed558ccd
+	x ^= x >> 33
+	x *= 0xc4ceb9fe1a85ec53
+	x ^= x >> 33
+	return int(x % uint64(count))
+}
+
+// OwnsRepository reports whether this shard copies (and prunes) the given
+// source repository of a task.
+func (s Spec) OwnsRepository(task, repo string) bool {
+	return s.Count <= 1 || OfRepository(task, repo, s.Count) == s.Index
+}
+
+// By is what a shard owns: whole tasks or (task, repository) pairs.
+type By string
+
+const (
+	ByRepository By = "repository"
+	ByTask       By = "task"
+)
+
+// ParseBy reads --shard-by: "repository" (also "" and "repo") or "task".
+func ParseBy(s string) (By, error) {
+	switch s {
+	case "", "repository", "repo":
+		return ByRepository, nil
+	case "task":
+		return ByTask, nil
+	}
+	return "", fmt.Errorf("shard-by %q: want repository or task", s)
 }

@@ -94,3 +94,90 @@ func TestSplitIsAPartition(t *testing.T) {
 		t.Error("the zero Spec must own every task")
 	}
 }
+
+// OfRepository is pinned like Of: changing it would move repositories
+// between the pods of every deployed StatefulSet or Indexed Job.
+func TestOfRepositoryIsStable(t *testing.T) {
+	for _, c := range []struct {
+		task, repo string
+		count      int
+		want       int
+	}{
+		{"mirror", "library/nginx", 1, 0},
+		{"mirror", "library/nginx", 3, pinned(t, "mirror", "library/nginx", 3)},
+		// Literal values, computed once when the hash was chosen.
+		{"mirror", "library/nginx", 1000, 83},
+		{"sync_vendor", "vendor/app", 7, 0},
+	} {
+		if got := OfRepository(c.task, c.repo, c.count); got != c.want {
+			t.Errorf("OfRepository(%q, %q, %d) = %d, want %d", c.task, c.repo, c.count, got, c.want)
+		}
+	}
+	// The task is part of the key: the same repository of two tasks
+	// may land on different shards (and here does).
+	if OfRepository("a", "r", 1000) == OfRepository("b", "r", 1000) {
+		t.Error("task does not enter the repository hash")
+	}
+	// And the separator keeps ("ab","c") apart from ("a","bc").
+	if OfRepository("ab", "c", 1<<30) == OfRepository("a", "bc", 1<<30) {
+		t.Error(`("ab","c") and ("a","bc") hash alike`)
+	}
+}
+
+// pinned recomputes OfRepository from its definition with a literal
+// FNV-1a 64 loop, so a change to either the hash or the mix shows.
+func pinned(t *testing.T, task, repo string, count int) int {
+	t.Helper()
+	x := uint64(0xcbf29ce484222325)
+	for _, b := range []byte(task + "\x00" + repo) {
+		x ^= uint64(b)
+		x *= 0x100000001b3
+	}
+	x ^= x >> 33
+	x *= 0xff51afd7ed558ccd
+	x ^= x >> 33
+	x *= 0xc4ceb9fe1a85ec53
+	x ^= x >> 33
+	return int(x % uint64(count))
+}
+
+// 1,000 repository names of the shape catalogs have, over 1..8 shards:
+// each owned by exactly one shard, none holding more than 1.25 times the
+// mean.
+func TestRepositorySplitIsBalanced(t *testing.T) {
+	for _, pattern := range []string{"vendor/repo-%04d", "team/app%d/image", "%d"} {
+		for count := 1; count <= 8; count++ {
+			per := make([]int, count)
+			for i := range 1000 {
+				repo := fmt.Sprintf(pattern, i)
+				owners := 0
+				for s := range count {
+					if (Spec{Index: s, Count: count}).OwnsRepository("mirror_vendor", repo) {
+						owners++
+						per[s]++
+					}
+				}
+				if owners != 1 {
+					t.Fatalf("%s over %d: %q owned by %d shards", pattern, count, repo, owners)
+				}
+			}
+			mean := 1000.0 / float64(count)
+			for s, k := range per {
+				if float64(k) > 1.25*mean {
+					t.Errorf("%s over %d shards: shard %d holds %d repositories, more than 1.25x the mean %.1f (%v)", pattern, count, s, k, mean, per)
+				}
+			}
+		}
+	}
+}
+
+func TestParseBy(t *testing.T) {
+	for in, want := range map[string]By{"": ByRepository, "repository": ByRepository, "repo": ByRepository, "task": ByTask} {
+		if got, err := ParseBy(in); err != nil || got != want {
+			t.Errorf("ParseBy(%q) = %q, %v; want %q", in, got, err, want)
+		}
+	}
+	if _, err := ParseBy("tag"); err == nil || !strings.Contains(err.Error(), "want repository or task") {
+		t.Errorf("ParseBy(tag) err = %v", err)
+	}
+}

@@ -36,6 +36,7 @@ type manifests struct {
 	secrets         map[string]*corev1.Secret
 	services        []*corev1.Service
 	deployments     []*appsv1.Deployment
+	statefulSets    []*appsv1.StatefulSet
 	cronJobs        []*batchv1.CronJob
 	serviceMonitors []*monitoringv1.ServiceMonitor
 	files           []string
@@ -75,6 +76,8 @@ func load(t *testing.T) *manifests {
 				obj = &corev1.Service{}
 			case "apps/v1/Deployment":
 				obj = &appsv1.Deployment{}
+			case "apps/v1/StatefulSet":
+				obj = &appsv1.StatefulSet{}
 			case "batch/v1/CronJob":
 				obj = &batchv1.CronJob{}
 			case "monitoring.coreos.com/v1/ServiceMonitor":
@@ -94,6 +97,8 @@ func load(t *testing.T) *manifests {
 				m.services = append(m.services, o)
 			case *appsv1.Deployment:
 				m.deployments = append(m.deployments, o)
+			case *appsv1.StatefulSet:
+				m.statefulSets = append(m.statefulSets, o)
 			case *batchv1.CronJob:
 				m.cronJobs = append(m.cronJobs, o)
 			case *monitoringv1.ServiceMonitor:
@@ -135,23 +140,19 @@ func TestStrictDecodeRejectsTypos(t *testing.T) {
 
 func TestManifests(t *testing.T) {
 	m := load(t)
-	if len(m.deployments) != 1 || len(m.cronJobs) != 1 || len(m.services) != 1 || len(m.serviceMonitors) != 1 {
-		t.Fatalf("want one Deployment, CronJob, Service and ServiceMonitor; got %d, %d, %d, %d",
-			len(m.deployments), len(m.cronJobs), len(m.services), len(m.serviceMonitors))
+	if len(m.deployments) != 1 || len(m.cronJobs) != 1 || len(m.statefulSets) != 1 || len(m.services) != 2 || len(m.serviceMonitors) != 1 {
+		t.Fatalf("want one Deployment, CronJob, StatefulSet and ServiceMonitor and two Services; got %d, %d, %d, %d, %d",
+			len(m.deployments), len(m.cronJobs), len(m.statefulSets), len(m.serviceMonitors), len(m.services))
+	}
+	services := map[string]*corev1.Service{}
+	for _, s := range m.services {
+		services[s.Name] = s
 	}
 
 	d := m.deployments[0]
 	pod := d.Spec.Template
-	for k, v := range d.Spec.Selector.MatchLabels {
-		if pod.Labels[k] != v {
-			t.Errorf("Deployment selector %s=%s does not match the pod labels %v", k, v, pod.Labels)
-		}
-	}
-	c := container(t, "Deployment", pod.Spec)
+	c := servePod(t, "Deployment", d.Spec.Selector.MatchLabels, pod)
 	args := c.Args
-	if len(args) == 0 || args[0] != "serve" {
-		t.Fatalf("Deployment runs %v, want serve", args)
-	}
 	listen := flagValue(args, "--listen")
 	port := namedPort(c, "metrics")
 	if port == nil {
@@ -167,7 +168,10 @@ func TestManifests(t *testing.T) {
 	}
 	checkPod(t, m, "Deployment", pod.Spec, args)
 
-	svc := m.services[0]
+	svc := services["regmirror"]
+	if svc == nil {
+		t.Fatal("no Service named regmirror for the Deployment")
+	}
 	for k, v := range svc.Spec.Selector {
 		if pod.Labels[k] != v {
 			t.Errorf("Service selector %s=%s does not select the Deployment's pods", k, v)
@@ -205,6 +209,58 @@ func TestManifests(t *testing.T) {
 		t.Errorf("CronJob restartPolicy %q, want Never (per-index backoff decides retries)", job.Template.Spec.RestartPolicy)
 	}
 	checkPod(t, m, "CronJob", job.Template.Spec, substitute(jc.Args, "$(JOB_COMPLETION_INDEX)", "0"))
+
+	// The sharded daemons: a StatefulSet whose --shard COUNT is its
+	// replicas and whose INDEX is each pod's own index.
+	ss := m.statefulSets[0]
+	spod := ss.Spec.Template
+	sc := servePod(t, "StatefulSet", ss.Spec.Selector.MatchLabels, spod)
+	idx, count, ok = strings.Cut(flagValue(sc.Args, "--shard"), "/")
+	if !ok || ss.Spec.Replicas == nil || fmt.Sprint(*ss.Spec.Replicas) != count {
+		t.Errorf("StatefulSet --shard .../%s but replicas %v: some shard would never run, or two would overlap", count, ptrString(ss.Spec.Replicas))
+	}
+	envName, found := strings.CutPrefix(idx, "$(")
+	envName, _ = strings.CutSuffix(envName, ")")
+	var fromIndex bool
+	for _, e := range sc.Env {
+		if e.Name == envName && e.ValueFrom != nil && e.ValueFrom.FieldRef != nil &&
+			e.ValueFrom.FieldRef.FieldPath == "metadata.labels['apps.kubernetes.io/pod-index']" {
+			fromIndex = true
+		}
+	}
+	if !found || !fromIndex {
+		t.Errorf("StatefulSet --shard %s/%s: INDEX must be an env var from the apps.kubernetes.io/pod-index label", idx, count)
+	}
+	gov := services[ss.Spec.ServiceName]
+	if gov == nil || gov.Spec.ClusterIP != corev1.ClusterIPNone {
+		t.Errorf("StatefulSet serviceName %q: want a headless Service of that name", ss.Spec.ServiceName)
+	} else {
+		for k, v := range gov.Spec.Selector {
+			if spod.Labels[k] != v {
+				t.Errorf("Service %s selector %s=%s does not select the StatefulSet's pods", gov.Name, k, v)
+			}
+		}
+	}
+	if p := namedPort(sc, "metrics"); p == nil || flagValue(sc.Args, "--listen") != fmt.Sprintf(":%d", p.ContainerPort) {
+		t.Errorf("StatefulSet: serve --listen %q does not match a port named metrics", flagValue(sc.Args, "--listen"))
+	}
+	checkPod(t, m, "StatefulSet", spod.Spec, substitute(sc.Args, idx, "0"))
+}
+
+// servePod checks that a workload's selector selects its pods and that
+// they run serve, and returns the regmirror container.
+func servePod(t *testing.T, what string, selector map[string]string, pod corev1.PodTemplateSpec) corev1.Container {
+	t.Helper()
+	for k, v := range selector {
+		if pod.Labels[k] != v {
+			t.Errorf("%s selector %s=%s does not match the pod labels %v", what, k, v, pod.Labels)
+		}
+	}
+	c := container(t, what, pod.Spec)
+	if len(c.Args) == 0 || c.Args[0] != "serve" {
+		t.Fatalf("%s runs %v, want serve", what, c.Args)
+	}
+	return c
 }
 
 func container(t *testing.T, what string, spec corev1.PodSpec) corev1.Container {
@@ -355,8 +411,8 @@ func TestKustomization(t *testing.T) {
 		if _, err := os.Stat(filepath.Join(dir, r)); err != nil {
 			t.Errorf("kustomization.yaml: resource %s: %v", r, err)
 		}
-		if r == "cronjob-sharded.yaml" {
-			t.Error("kustomization.yaml applies the CronJob too: daemon and shards would copy every image twice")
+		if strings.Contains(r, "sharded") {
+			t.Errorf("kustomization.yaml applies %s too: daemon and shards would copy every image twice", r)
 		}
 	}
 }
@@ -407,4 +463,11 @@ func TestDockerfile(t *testing.T) {
 		t.Errorf("CMD %v: want --config /config.yaml (docker run -v FILE:/config.yaml)", cmdArgs)
 	}
 	checkArgs(t, "Dockerfile CMD", cmdArgs)
+}
+
+func ptrString[T any](p *T) string {
+	if p == nil {
+		return "unset"
+	}
+	return fmt.Sprint(*p)
 }
