@@ -111,6 +111,8 @@ type (
 		To        string   `yaml:"to"`
 		Tags      []string `yaml:"tags,omitempty"`
 		Platform  string   `yaml:"platform,omitempty"`
+		Platforms []string `yaml:"platforms,omitempty"`
+		Missing   string   `yaml:"platforms-missing,omitempty"`
 		Referrers bool     `yaml:"referrers,omitempty"`
 		Prune     bool     `yaml:"prune,omitempty"`
 	}
@@ -124,7 +126,7 @@ func printable(c *config.Config) printConfig {
 		pt := printTask{Name: t.Name, Line: t.Line, Interval: dur(t.Interval), Schedule: t.Schedule, Verbose: t.Verbose,
 			Source: printableLocation(t.Source), Target: printableLocation(t.Target)}
 		for _, m := range t.Mappings {
-			pm := printMapping{From: m.From, To: m.To, Platform: m.Platform, Referrers: m.Referrers, Prune: m.Prune}
+			pm := printMapping{From: m.From, To: m.To, Platform: m.Platform, Platforms: m.Platforms, Missing: m.PlatformsMissing, Referrers: m.Referrers, Prune: m.Prune}
 			if m.Tags != nil {
 				pm.Tags = m.Tags.Specs()
 			}

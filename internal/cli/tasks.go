@@ -164,6 +164,14 @@ func engineTasks(tasks []config.Task) ([]engine.Task, error) {
 				}
 				em.Platform = p
 			}
+			for _, ps := range m.Platforms {
+				p, err := v1.ParsePlatform(ps)
+				if err != nil { // checked at load time already
+					return nil, usageErr("task %s: platforms: %q: %v", t.Name, ps, err)
+				}
+				em.Platforms = append(em.Platforms, *p)
+			}
+			em.PlatformsSkipMissing = m.PlatformsMissing == "skip"
 			et.Mappings = append(et.Mappings, em)
 		}
 		out = append(out, et)

@@ -28,19 +28,22 @@ func (l *loader) mapping(item *yaml.Node, i int) (Mapping, bool) {
 	}
 	m := Mapping{Line: n.Line}
 	if isNull(n) || n.Kind != yaml.MappingNode {
-		l.errorf(n.Line, "mappings[%d] must be a mapping with from (and to, tags, platform, referrers, prune), not %s", i, kindName(n))
+		l.errorf(n.Line, "mappings[%d] must be a mapping with from (and to, tags, platform or platforms, referrers, prune), not %s", i, kindName(n))
 		return m, false
 	}
 	nerrs := len(l.errs)
 
 	const what = "mapping"
 	var from, to, platform str
-	var tagsKey, tagsVal *yaml.Node
+	var tagsKey, tagsVal, platformsKey *yaml.Node
 	l.fields(n, what, map[string]field{
 		"from":     func(key, val *yaml.Node) { from = l.str(key, val, what) },
 		"to":       func(key, val *yaml.Node) { to = l.str(key, val, what) },
 		"platform": func(key, val *yaml.Node) { platform = l.str(key, val, what) },
-		"tags":     func(key, val *yaml.Node) { tagsKey, tagsVal = key, val },
+		// Ours: an index of only these platforms.
+		"platforms":         func(key, val *yaml.Node) { platformsKey, m.Platforms = key, l.platforms(key, val) },
+		"platforms-missing": func(key, val *yaml.Node) { m.PlatformsMissing, m.missingLine = l.platformsMissing(key, val), key.Line },
+		"tags":              func(key, val *yaml.Node) { tagsKey, tagsVal = key, val },
 		// Ours: also copy what is attached to each image (signatures,
 		// attestations, SBOMs).
 		"referrers": func(key, val *yaml.Node) { m.Referrers = l.boolean(key, val, what) },
@@ -98,6 +101,9 @@ func (l *loader) mapping(item *yaml.Node, i int) (Mapping, bool) {
 		if problem := checkPlatform(platform.val); problem != "" {
 			l.errorf(platform.line, "platform %s: %s", quote(platform.val), problem)
 		}
+		if platformsKey != nil {
+			l.errorf(platformsKey.Line, "platform and platforms cannot both be set: platform copies one platform's image, platforms an index of several")
+		}
 	}
 
 	m.Tags = l.tags(tagsKey, tagsVal)
@@ -152,6 +158,88 @@ func checkPlatform(s string) string {
 		return "want \"all\" or os/arch[/variant], such as linux/amd64 or linux/arm64/v8"
 	}
 	return ""
+}
+
+// platforms reads a `platforms:` list: at least one os/arch[/variant],
+// each once. Errors name the entry's line.
+func (l *loader) platforms(key, val *yaml.Node) []string {
+	seq := l.resolve(val)
+	switch {
+	case seq == nil:
+		return nil
+	case isNull(seq) || seq.Kind == yaml.SequenceNode && len(seq.Content) == 0:
+		l.errorf(key.Line, "platforms is empty: list at least one os/arch[/variant], or remove it to copy every platform")
+		return nil
+	case seq.Kind != yaml.SequenceNode:
+		l.errorf(seq.Line, "\"platforms\" must be a list such as [linux/amd64, linux/arm64], not %s", kindName(seq))
+		return nil
+	}
+	var out []string
+	seen := map[string]int{}
+	for i, item := range seq.Content {
+		v := l.resolve(item)
+		if v == nil {
+			return nil
+		}
+		if isNull(v) || v.Kind != yaml.ScalarNode {
+			l.errorf(v.Line, "platforms[%d] must be os/arch[/variant], not %s", i, kindName(v))
+			continue
+		}
+		problem := checkPlatform(v.Value)
+		if v.Value == "all" {
+			problem = "\"all\" is not a platform: remove platforms to copy every platform"
+		}
+		if problem != "" {
+			l.errorf(v.Line, "platforms[%d] %s: %s", i, quote(v.Value), problem)
+			continue
+		}
+		p, _ := v1.ParsePlatform(v.Value)
+		canon := p.String()
+		if first, dup := seen[canon]; dup {
+			l.errorf(v.Line, "platforms[%d] %s: already listed as platforms[%d]", i, quote(v.Value), first)
+			continue
+		}
+		seen[canon] = i
+		out = append(out, canon)
+	}
+	return out
+}
+
+// platformsMissing reads `platforms-missing:`: fail (the default) or skip.
+func (l *loader) platformsMissing(key, val *yaml.Node) string {
+	s := l.str(key, val, "platforms-missing")
+	if !s.set {
+		return ""
+	}
+	switch s.val {
+	case "fail", "skip":
+		return s.val
+	}
+	l.errorf(s.line, "platforms-missing %s: want fail (the image fails when a listed platform is not in its index) or skip (copy the platforms it has)", quote(s.val))
+	return ""
+}
+
+// platformDefaults gives a task's mappings its platforms: and
+// platforms-missing: unless they set their own (a mapping's platform: is
+// its own setting too), then checks that platforms-missing goes with a
+// platforms list.
+func (l *loader) platformDefaults(t *Task, platforms []string, missing string) {
+	for i := range t.Mappings {
+		m := &t.Mappings[i]
+		if len(m.Platforms) == 0 && m.Platform == "" {
+			m.Platforms = platforms
+		}
+		if m.PlatformsMissing == "" && len(m.Platforms) > 0 {
+			m.PlatformsMissing = missing
+		}
+		if m.PlatformsMissing != "" && len(m.Platforms) == 0 {
+			copies := "every platform"
+			if m.Platform != "" {
+				copies = "one platform (platform: " + m.Platform + ")"
+			}
+			l.errorf(m.missingLine, "platforms-missing goes with platforms: this mapping copies %s", copies)
+		}
+	}
 }
 
 // tags compiles a mapping's tags list. No list (or an empty one) selects

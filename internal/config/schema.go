@@ -185,11 +185,17 @@ func (l *loader) task(item *yaml.Node, i int, cfg *Config) (Task, bool) {
 	const what = "task"
 	var name, sched str
 	var sourceKey, sourceVal, targetKey, targetVal, mappingsKey, mappingsVal *yaml.Node
+	var platforms []string
+	var platformsMissing string
+	missingLine := 0
 	l.fields(n, what, map[string]field{
 		"name":     func(key, val *yaml.Node) { name = l.str(key, val, what) },
 		"interval": func(key, val *yaml.Node) { t.Interval = l.interval(key, val) },
 		"schedule": func(key, val *yaml.Node) { sched = l.str(key, val, what) },
 		"verbose":  func(key, val *yaml.Node) { t.Verbose = l.boolean(key, val, what) },
+		// Ours: defaults for the task's mappings.
+		"platforms":         func(key, val *yaml.Node) { platforms = l.platforms(key, val) },
+		"platforms-missing": func(key, val *yaml.Node) { platformsMissing, missingLine = l.platformsMissing(key, val), key.Line },
 		// Locations and mappings are read after the task's own keys so
 		// that their messages come in a stable order.
 		"source":   func(key, val *yaml.Node) { sourceKey, sourceVal = key, val },
@@ -225,6 +231,11 @@ func (l *loader) task(item *yaml.Node, i int, cfg *Config) (Task, bool) {
 	}
 
 	t.Mappings = l.mappings(mappingsKey, mappingsVal, t.Line, label)
+	if platformsMissing != "" && len(platforms) == 0 {
+		l.errorf(missingLine, "platforms-missing goes with platforms: set the task's platforms too, or move platforms-missing to the mappings that list platforms")
+		platformsMissing = ""
+	}
+	l.platformDefaults(&t, platforms, platformsMissing)
 	return t, len(l.errs) == nerrs && t.Name != ""
 }
 

@@ -182,6 +182,15 @@ type Mapping struct {
 	// Platform is "" (copy the whole index byte for byte), "all" (the
 	// same) or "os/arch[/variant]".
 	Platform string
+	// Platforms, when set, copies an index holding only these platforms'
+	// images ("os/arch[/variant]", in the order written; ours). Exclusive
+	// with Platform; the task's `platforms:` when the mapping sets
+	// neither.
+	Platforms []string
+	// PlatformsMissing is what to do when a listed platform is not in the
+	// source's index: "fail" (the image fails; the default) or "skip"
+	// (copy the platforms there are).
+	PlatformsMissing string
 	// Referrers also copies what is attached to each copied image:
 	// OCI referrers (signatures, attestations, SBOMs with a subject) and
 	// cosign's sha256-<hex>.sig/.att/.sbom tags (ours).
@@ -192,6 +201,8 @@ type Mapping struct {
 	Prune bool
 
 	Line int
+
+	missingLine int // where platforms-missing was written, for messages
 }
 
 // Secret is a string that never prints itself.

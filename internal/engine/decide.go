@@ -52,6 +52,11 @@ type sourceView struct {
 type targetView struct {
 	desc v1.Descriptor
 	err  error
+	// index is the target's index manifest, read (a GET at the target,
+	// which costs no source pull) for a mapping with Platforms when the
+	// target holds an index: its annotations say which source index and
+	// platform list it was cut for.
+	index *v1.IndexManifest
 }
 
 // decision is decide's answer.
@@ -67,8 +72,9 @@ type decision struct {
 	Pulls      int
 	PullsExact bool
 	// platform says the image is a platform's image out of an index, and
-	// index that the source reference is an index.
-	platform, index bool
+	// index that the source reference is an index; subset that the
+	// target gets an index of the mapping's Platforms cut from it.
+	platform, index, subset bool
 }
 
 // decide is the copy decision for one image of mapping m, from what
@@ -95,13 +101,20 @@ func decide(s sourceView, t targetView, m *Mapping) (decision, error) {
 	if d.platform {
 		want = s.platformImage
 	}
+	// A subset is current when the target's index was cut from this
+	// source index for this platform list (its digest is its own).
+	d.subset = len(m.Platforms) > 0 && d.index
 	if t.err != nil && !errors.Is(t.err, registry.ErrNotFound) {
 		return d, t.err
 	}
 	d.SourceDigest = want
 	if t.err == nil {
 		d.TargetDigest = t.desc.Digest.String()
-		if want != "" && d.TargetDigest == want {
+		current := want != "" && d.TargetDigest == want
+		if d.subset {
+			current = registry.SubsetCurrent(t.index, want, m.Platforms)
+		}
+		if current {
 			d.Verdict, d.PullsExact = VerdictSkip, true
 			return d, nil
 		}
@@ -118,6 +131,10 @@ func decide(s sourceView, t targetView, m *Mapping) (decision, error) {
 		d.Verdict, d.Pulls = VerdictUnknown, 1
 		d.Reason = "the platform image's digest is only in the index manifest, which is not in the platform cache; a sync spends 1 pull to learn it (plan --bytes fetches it)"
 		return d, nil
+	case d.subset && t.index != nil && t.index.Annotations[registry.AnnotationSourceDigest] == want:
+		d.Verdict, d.Reason = VerdictCopy, "platform list changed"
+	case d.subset:
+		d.Verdict, d.Reason = VerdictCopy, "source index changed"
 	default:
 		d.Verdict, d.Reason = VerdictCopy, "digest differs"
 	}
@@ -156,11 +173,17 @@ func (e *Engine) observe(ctx context.Context, j *job, o observeOptions) (decisio
 		if err != nil && !errors.Is(err, registry.ErrNotFound) {
 			err = fmt.Errorf("target %s: %w", j.dstR, err)
 		}
-		target <- targetView{d, err}
+		tv := targetView{desc: d, err: err}
+		if err == nil && len(m.Platforms) > 0 && d.MediaType.IsIndex() {
+			tv.index, tv.err = targetIndex(ctx, j)
+		}
+		target <- tv
 	}()
 
 	s := sourceView{pinned: j.ref.Digest}
-	if s.pinned == "" || o.headPinned {
+	// A subset mapping asks about a pinned digest too: only the source
+	// says whether it is an index, to cut, or an image, to copy as is.
+	if s.pinned == "" || o.headPinned || len(m.Platforms) > 0 {
 		d, err := j.src.Head(ctx, m.From, j.ref.Source())
 		if err != nil {
 			s.headErr = fmt.Errorf("source %s: %w", j.srcR, err)
@@ -191,14 +214,42 @@ func (e *Engine) observe(ctx context.Context, j *job, o observeOptions) (decisio
 	return d, art, err
 }
 
+// targetIndex reads the index manifest the target holds for j.
+func targetIndex(ctx context.Context, j *job) (*v1.IndexManifest, error) {
+	a, err := j.dst.Fetch(ctx, j.mapping.To, j.ref.Target())
+	if err == nil && a.Index == nil {
+		return nil, nil // replaced by an image since the HEAD
+	}
+	var im *v1.IndexManifest
+	if err == nil {
+		im, err = a.Index.IndexManifest()
+	}
+	if err != nil {
+		return nil, fmt.Errorf("target %s: reading its index: %w", j.dstR, err)
+	}
+	return im, nil
+}
+
 // fetch fetches what a sync of j copies: the manifest behind the source
 // reference or, for a platform mapping, that platform's image out of the
-// index (remembered in the platform cache).
+// index (remembered in the platform cache), or for a mapping with
+// Platforms the index of those platforms.
 func (e *Engine) fetch(ctx context.Context, j *job) (*registry.Artifact, error) {
 	m := j.mapping
 	a, err := j.src.Fetch(ctx, m.From, j.ref.Source())
-	if err != nil || m.Platform == nil {
+	if err != nil {
 		return a, err
+	}
+	if len(m.Platforms) > 0 {
+		sub, missing, err := registry.SelectPlatforms(a, m.Platforms, m.PlatformsSkipMissing)
+		if err == nil && len(missing) > 0 {
+			e.log.Warn("platforms missing from the source index; copying the others (platforms-missing: skip)",
+				"task", j.task.Name, "source", j.srcR, "digest", a.Desc.Digest.String(), "missing", missing)
+		}
+		return sub, err
+	}
+	if m.Platform == nil {
+		return a, nil
 	}
 	img, err := registry.SelectPlatform(a, *m.Platform)
 	if err == nil && a.Index != nil {

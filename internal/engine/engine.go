@@ -64,6 +64,14 @@ type Mapping struct {
 	// Platform, when set, copies only that platform's image of a
 	// multi-arch tag. Nil copies the whole index byte for byte.
 	Platform *v1.Platform
+	// Platforms, when set, copies an index of only these platforms'
+	// images, cut from the source's (registry.SelectPlatforms). A warm
+	// run reads the target's index, not the source's, to see whether it
+	// is current. Exclusive with Platform.
+	Platforms []v1.Platform
+	// PlatformsSkipMissing copies the listed platforms an index has when
+	// it lacks some, instead of failing the image.
+	PlatformsSkipMissing bool
 	// Referrers also copies what is attached to each image: OCI
 	// referrers and cosign's .sig/.att/.sbom tags (see attach.go).
 	Referrers bool
@@ -654,6 +662,9 @@ func (e *Engine) syncManifest(ctx context.Context, j *job) (Status, string, int6
 	}
 	want := d.SourceDigest
 	if d.Verdict == VerdictSkip {
+		if d.subset {
+			return Skipped, d.TargetDigest, 0, nil // the subset's own digest
+		}
 		return Skipped, want, 0, nil
 	}
 	m := j.mapping
@@ -661,7 +672,11 @@ func (e *Engine) syncManifest(ctx context.Context, j *job) (Status, string, int6
 		if art, err = e.fetch(ctx, j); err != nil {
 			return "", "", 0, fmt.Errorf("source %s: %w", j.srcR, err)
 		}
-		if got := art.Desc.Digest.String(); got != want {
+		if got := art.Desc.Digest.String(); d.subset {
+			// A subset has a digest of its own; the source's was
+			// checked by fetching it.
+			want = got
+		} else if got != want {
 			// The tag moved between HEAD and GET: copy what was fetched.
 			// A pinned digest that the source does not serve is an error.
 			if j.ref.Digest != "" && m.Platform == nil {
@@ -699,6 +714,11 @@ func (e *Engine) pullImage(ctx context.Context, j *job) (Status, string, int64, 
 	}
 	if j.mapping.Platform != nil {
 		if a, err = registry.SelectPlatform(a, *j.mapping.Platform); err != nil {
+			return "", digest, 0, fmt.Errorf("source %s: %w", j.srcR, err)
+		}
+	}
+	if len(j.mapping.Platforms) > 0 {
+		if a, _, err = registry.SelectPlatforms(a, j.mapping.Platforms, j.mapping.PlatformsSkipMissing); err != nil {
 			return "", digest, 0, fmt.Errorf("source %s: %w", j.srcR, err)
 		}
 	}
