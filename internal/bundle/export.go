@@ -95,10 +95,7 @@ func Export(ctx context.Context, o ExportOptions) (*ExportResult, error) {
 		return nil, errors.New("bundle.Export: no engine")
 	}
 	out := filepath.Clean(o.Output)
-	dir := out
-	if IsTar(out) {
-		dir = out + ".d"
-	}
+	dir := WorkDir(out)
 	done := filepath.Join(out, ManifestFile)
 	if IsTar(out) {
 		done = out
@@ -157,6 +154,17 @@ func Export(ctx context.Context, o ExportOptions) (*ExportResult, error) {
 		}
 	}
 	return res, nil
+}
+
+// WorkDir is the directory Export writes into: the output itself, or for
+// a .tar output the directory beside it that is packed into the tar at
+// the end (and kept when the export is interrupted, so a re-run resumes).
+func WorkDir(out string) string {
+	out = filepath.Clean(out)
+	if IsTar(out) {
+		return out + ".d"
+	}
+	return out
 }
 
 // chainInfo is what the bundles a --since export builds on already hold.

@@ -98,6 +98,12 @@ holds the others); 2 usage or configuration error.`,
 			bar.Stop()
 			if res != nil && res.Report != nil {
 				logSummary(log, res.Report)
+				// What is in the work directory stays: a re-run with
+				// the same --output skips it and writes the rest.
+				if err := reportInterrupt(cmd.Context(), log, res.Report, "partial_bundle", bundle.WorkDir(output),
+					"resume", "run the same command again: it keeps what was written"); err != nil {
+					return err
+				}
 			}
 			if errors.Is(err, bundle.ErrExists) {
 				return &UsageError{err}

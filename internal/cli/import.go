@@ -109,6 +109,9 @@ were imported); 2 usage or configuration error.`,
 			})
 			bar.Stop()
 			logSummary(log, rep)
+			if err := reportInterrupt(cmd.Context(), log, rep); err != nil {
+				return err
+			}
 			if err != nil {
 				return err
 			}

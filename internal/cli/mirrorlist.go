@@ -137,6 +137,9 @@ failed (all others were still attempted); 2 usage error, nothing done.`,
 					return fmt.Errorf("writing --report: %w", err)
 				}
 			}
+			if err := reportInterrupt(cmd.Context(), log, rep); err != nil {
+				return err
+			}
 			if lr.Summary.Failed > 0 {
 				return fmt.Errorf("%w: %d of %d lines failed", ErrSyncFailed, lr.Summary.Failed, lr.Summary.Lines)
 			}
@@ -237,12 +240,15 @@ type LineResult struct {
 
 // ListSummary adds the lines up.
 type ListSummary struct {
-	Lines   int   `json:"lines"`
-	Copied  int   `json:"copied"`
-	Skipped int   `json:"skipped"`
-	Pulled  int   `json:"pulled"`
-	Failed  int   `json:"failed"`
-	Bytes   int64 `json:"bytes"`
+	Lines   int `json:"lines"`
+	Copied  int `json:"copied"`
+	Skipped int `json:"skipped"`
+	Pulled  int `json:"pulled"`
+	Failed  int `json:"failed"`
+	// A run ended by a signal: images cut short, and never started.
+	Interrupted int   `json:"interrupted,omitempty"`
+	NotStarted  int   `json:"not_started,omitempty"`
+	Bytes       int64 `json:"bytes"`
 }
 
 func newListReport(file string, p imagelist.Prefixes, pullOnly bool, entries []imagelist.Entry, rep *engine.Report, lines map[string]int) *ListReport {
@@ -266,7 +272,7 @@ func newListReport(file string, p imagelist.Prefixes, pullOnly bool, entries []i
 			}
 		} else {
 			// The run was cancelled before planning reached the line.
-			lr2.Status, lr2.Error = string(engine.Failed), "not attempted: the run was interrupted"
+			lr2.Status = string(engine.NotStarted)
 		}
 		lr.Results = append(lr.Results, lr2)
 		s := &lr.Summary
@@ -279,6 +285,10 @@ func newListReport(file string, p imagelist.Prefixes, pullOnly bool, entries []i
 			s.Skipped++
 		case engine.Pulled:
 			s.Pulled++
+		case engine.Interrupted:
+			s.Interrupted++
+		case engine.NotStarted:
+			s.NotStarted++
 		default:
 			s.Failed++
 		}
@@ -293,6 +303,8 @@ func (lr *ListReport) print(w io.Writer) {
 		switch {
 		case r.Status == string(engine.Failed):
 			fmt.Fprintf(w, "%s:%d: failed %s: %s\n", name, r.Line, r.Text, r.Error)
+		case r.Status == string(engine.Interrupted), r.Status == string(engine.NotStarted):
+			fmt.Fprintf(w, "%s:%d: %s %s\n", name, r.Line, r.Status, r.Text)
 		case r.Status == string(engine.Copied):
 			fmt.Fprintf(w, "%s:%d: %s %s -> %s %s (%s)\n", name, r.Line, r.Status, r.Source, r.Target, r.Digest, progress.Bytes(r.Bytes))
 		case r.Target != "":
@@ -309,6 +321,9 @@ func (lr *ListReport) print(w io.Writer) {
 		parts = append(parts, fmt.Sprintf("%d copied", s.Copied), fmt.Sprintf("%d skipped", s.Skipped))
 	}
 	parts = append(parts, fmt.Sprintf("%d failed", s.Failed))
+	if s.Interrupted+s.NotStarted > 0 {
+		parts = append(parts, fmt.Sprintf("%d interrupted", s.Interrupted), fmt.Sprintf("%d not started", s.NotStarted))
+	}
 	verb := "written"
 	if lr.Mode == "pull-only" {
 		verb = "read"

@@ -41,9 +41,12 @@ func usageErr(format string, a ...any) error { return &UsageError{fmt.Errorf(for
 func ExitCode(err error) int {
 	var ue *UsageError
 	var ce *config.Error
+	var in *Interrupted
 	switch {
 	case err == nil:
 		return ExitOK
+	case errors.As(err, &in):
+		return in.code()
 	case errors.As(err, &ue), errors.As(err, &ce):
 		return ExitUsage
 	default:
@@ -75,6 +78,15 @@ func Execute(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 	root.SetOut(stdout)
 	root.SetErr(stderr)
 	cmd, err := root.ExecuteContextC(ctx)
+	if in := interruption(ctx); in != nil && err != nil {
+		// The signal decides the exit code; the command's own error
+		// ("context canceled") says nothing more.
+		var said *Interrupted
+		if !errors.As(err, &said) || !said.reported {
+			fmt.Fprintf(stderr, "regmirror: %v\n", in)
+		}
+		return &Interrupted{Signal: in.Signal, reported: true}
+	}
 	if err != nil && !errors.Is(err, ErrSyncFailed) {
 		fmt.Fprintf(stderr, "regmirror: %v\n", err)
 		if ExitCode(err) == ExitUsage && cmd != nil && isFlagError(err) {

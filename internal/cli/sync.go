@@ -93,6 +93,9 @@ failed (all others were still attempted); 2 usage or configuration error.`,
 			bar.Stop()
 			logSummary(log, rep)
 			logPulls(log, m)
+			if err := reportInterrupt(cmd.Context(), log, rep); err != nil {
+				return err
+			}
 			if rep.Failed() > 0 {
 				return fmt.Errorf("%w: %d failed", ErrSyncFailed, rep.Failed())
 			}

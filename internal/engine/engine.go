@@ -206,6 +206,11 @@ const (
 	Pruned Status = "pruned"
 	// Pulled: read in full from the source and thrown away (PullOnly).
 	Pulled Status = "pulled"
+	// Interrupted: the run was cancelled while the image was being
+	// copied; nothing half-written is left, and a new run copies it.
+	Interrupted Status = "interrupted"
+	// NotStarted: the run was cancelled before the image's turn came.
+	NotStarted Status = "not-started"
 )
 
 // Result is the outcome for one image (or, with an empty Tag, for a whole
@@ -249,6 +254,7 @@ type TaskSummary struct {
 	Copied, Skipped, Failed int
 	Pruned                  int
 	Pulled                  int
+	Interrupted, NotStarted int
 	Bytes                   int64
 	Failures                []Result
 }
@@ -277,6 +283,10 @@ func (r *Report) Summaries() []TaskSummary {
 			s.Pruned++
 		case Pulled:
 			s.Pulled++
+		case Interrupted:
+			s.Interrupted++
+		case NotStarted:
+			s.NotStarted++
 		}
 		s.Bytes += res.Bytes
 	}
@@ -284,10 +294,13 @@ func (r *Report) Summaries() []TaskSummary {
 }
 
 // Failed counts failed results.
-func (r *Report) Failed() int {
+func (r *Report) Failed() int { return r.Count(Failed) }
+
+// Count counts the results with status s.
+func (r *Report) Count(s Status) int {
 	n := 0
 	for _, res := range r.Results {
-		if res.Status == Failed {
+		if res.Status == s {
 			n++
 		}
 	}
@@ -324,6 +337,12 @@ func (e *Engine) Run(ctx context.Context, tasks []Task) *Report {
 	g.SetLimit(e.jobs)
 	for i := range jobs {
 		g.Go(func() error {
+			if ctx.Err() != nil {
+				// Cancelled (SIGINT, SIGTERM): start no new image.
+				j := &jobs[i]
+				results[i] = Result{Task: j.task.Name, Source: j.srcR, Target: j.dstR, Tag: j.ref.String(), Status: NotStarted, mapping: j.mapping}
+				return nil
+			}
 			results[i] = e.runJob(ctx, &jobs[i])
 			if e.onResult != nil {
 				e.onResult(results[i])
@@ -618,6 +637,13 @@ func (e *Engine) runJob(ctx context.Context, j *job) Result {
 		"digest", r.Digest, "bytes", r.Bytes, "duration", r.Duration.Round(time.Millisecond)}
 	if j.mapping.Referrers {
 		attrs = append(attrs, "attachments", r.Attachments)
+	}
+	if err != nil && ctx.Err() != nil {
+		// Cut by the run's end, not failed: say so once, without the
+		// "context canceled" that would read like a fault.
+		r.Status, r.Err = Interrupted, context.Cause(ctx)
+		e.log.Warn(string(r.Status), attrs...)
+		return r
 	}
 	if err != nil {
 		r.Status, r.Err = Failed, err

@@ -47,6 +47,11 @@ type owner struct {
 	// (the next push holds it while it waits for them: a deadlock), so a
 	// finished owner's await returns at once.
 	finished bool
+	// busy counts the push's upload requests on the wire, and idle,
+	// when someone waits, is closed as busy drops to 0 (both under
+	// ledger.mu).
+	busy int
+	idle chan struct{}
 }
 
 type claim struct {
@@ -139,6 +144,44 @@ func (l *ledger) finish(o *owner) []string {
 	return open
 }
 
+func (l *ledger) begin(o *owner) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	o.busy++
+}
+
+func (l *ledger) end(o *owner) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if o.busy--; o.busy == 0 && o.idle != nil {
+		close(o.idle)
+		o.idle = nil
+	}
+}
+
+// settle waits, at most d, until no upload request of the push is on the
+// wire. go-containerregistry's Push returns on a cancelled context while
+// an upload's PATCH is still being answered; that answer carries the
+// session's current URL, the only one the registry accepts a DELETE for.
+func (l *ledger) settle(o *owner, d time.Duration) {
+	l.mu.Lock()
+	if o.busy == 0 {
+		l.mu.Unlock()
+		return
+	}
+	if o.idle == nil {
+		o.idle = make(chan struct{})
+	}
+	idle := o.idle
+	l.mu.Unlock()
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-idle:
+	case <-t.C:
+	}
+}
+
 // session tracks a push's open upload sessions by path: registries move
 // the session's query (distribution's _state) with every response.
 func (l *ledger) session(o *owner, done string, next *url.URL) {
@@ -194,12 +237,18 @@ func (t *ledgerTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 		return &http.Response{Status: "404 Not Found", StatusCode: http.StatusNotFound, Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
 			Header: http.Header{}, Body: http.NoBody, Request: req}, nil
 	}
+	o := ownerOf(req.Context())
+	path := req.URL.Path
+	if o != nil && strings.Contains(path, "/blobs/uploads/") {
+		// Until the response is recorded below: the push's clean-up
+		// waits for it (settle).
+		t.l.begin(o)
+		defer t.l.end(o)
+	}
 	resp, err := t.inner.RoundTrip(req)
 	if err != nil {
 		return resp, err
 	}
-	o := ownerOf(req.Context())
-	path := req.URL.Path
 	switch {
 	case req.Method == http.MethodHead && resp.StatusCode == http.StatusOK && !strings.Contains(path, "/blobs/uploads/"):
 		if repo, ok := repoOf(path, "/blobs/"); ok {

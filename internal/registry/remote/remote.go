@@ -18,6 +18,7 @@ import (
 	"strconv"
 	"strings"
 	"sync/atomic"
+	"time"
 
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
@@ -392,6 +393,9 @@ func (s *remoteStore) Push(ctx context.Context, repo, ref string, a *registry.Ar
 		t = a.Index
 	}
 	err = s.pusher.Push(ctx, r, t)
+	if err != nil {
+		s.ledger.settle(o, rtransport.UploadGrace+5*time.Second)
+	}
 	open := s.ledger.finish(o)
 	if err != nil {
 		s.cancelSessions(ctx, r.Context(), open)

@@ -132,6 +132,7 @@ func New(e Config, h *Hosts, mid func(http.RoundTripper) http.RoundTripper) (htt
 		ExpectContinueTimeout: time.Second,
 	}
 	var rt http.RoundTripper = t
+	rt = &uploadEnd{inner: rt}
 	rt = &plainHTTPGuard{inner: rt, host: e.Host, allowed: e.PlainHTTP || e.SkipTLSVerify}
 	rt = newLinkSchemeFix(rt, e)
 	// Below the manners: a request waiting out a 429 or a low rate limit

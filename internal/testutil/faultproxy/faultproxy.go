@@ -289,14 +289,20 @@ func copyHeader(dst, src http.Header) {
 // Content-Length) and the first half of the body, then cuts the connection.
 func Truncate() Fault {
 	return Fault{Name: "truncate", Serve: func(w http.ResponseWriter, r *http.Request, next http.Handler) {
-		rec := buffered(r, next)
-		body := rec.Body.Bytes()
-		copyHeader(w.Header(), rec.Header())
-		w.Header().Set("Content-Length", fmt.Sprint(len(body)))
-		w.WriteHeader(rec.Code)
-		_, _ = w.Write(body[:len(body)/2])
+		writeHalf(w, r, next)
 		cut(w, false)
 	}}
+}
+
+// writeHalf forwards r and sends the answer's status, its headers (with
+// the full Content-Length) and the first half of its body.
+func writeHalf(w http.ResponseWriter, r *http.Request, next http.Handler) {
+	rec := buffered(r, next)
+	body := rec.Body.Bytes()
+	copyHeader(w.Header(), rec.Header())
+	w.Header().Set("Content-Length", fmt.Sprint(len(body)))
+	w.WriteHeader(rec.Code)
+	_, _ = w.Write(body[:len(body)/2])
 }
 
 // Corrupt forwards the request and flips bytes of the body, keeping its
@@ -330,6 +336,24 @@ func (p *Proxy) Stall() Fault {
 		rec := buffered(r, next)
 		copyHeader(w.Header(), rec.Header())
 		w.WriteHeader(rec.Code)
+		if f, ok := w.(http.Flusher); ok {
+			f.Flush()
+		}
+		select {
+		case <-r.Context().Done():
+		case <-p.closed:
+		case <-time.After(time.Minute): // bounded even if nobody gives up
+		}
+	}}
+}
+
+// StallMidway sends the backend's status, headers and the first half of
+// the body, then nothing more: a transfer that hangs in the middle, so
+// whatever the client streams it into has received part of it. It returns
+// when the client gives up or the proxy closes.
+func (p *Proxy) StallMidway() Fault {
+	return Fault{Name: "stall midway", Serve: func(w http.ResponseWriter, r *http.Request, next http.Handler) {
+		writeHalf(w, r, next)
 		if f, ok := w.(http.Flusher); ok {
 			f.Flush()
 		}
