@@ -9,6 +9,12 @@
 // Blobs and manifests are stored under their digests and checked against
 // them whenever they are read, so a corrupted byte fails the image that
 // needs it and nothing else.
+//
+// bundle drives a caller's *engine.Engine and hands it its stores in the
+// tasks (engine.Task.TargetStore for export, SourceStore for import); it
+// reports progress through plain callbacks (the engine's, and
+// ImportOptions.OnTotal/OnBytes), never draws anything itself, and walks
+// manifests with registry.Walk. It writes layouts through registry/layout.
 package bundle
 
 import (

@@ -1,11 +1,26 @@
 // Package engine plans and runs copies: which images a task selects, which of
 // them the target already holds, and copying the rest in parallel. It knows
 // nothing of the CLI or of YAML: callers hand it Tasks built from whatever
-// configuration they read, and get a Report back.
+// configuration they read, and get a Report (Run) or a Plan (Plan) back.
 //
 // The rule that shapes it: never pull what the target already has. For each
 // selected tag the target and the source are asked with HEAD requests, and
 // only when their digests differ is anything fetched from the source.
+//
+// The rooms:
+//   - engine.go: Task, Mapping, Result and Run; expand turns tasks into
+//     jobs (repositories discovered, tags listed and filtered).
+//   - decide.go: the one copy decision. observe asks, decide (pure) says
+//     skip, copy, missing or unknown. Run, Plan (plan, check, sync
+//     --dry-run) and the daemon all go through it.
+//   - plan.go: Plan, and with Bytes the blob sizes (over registry.Walk).
+//   - attach.go, prune.go, discover.go: attachments, prune, the catalog.
+//   - platformcache.go: which image an index holds per platform.
+//
+// A Task names its stores by endpoint (opened through registry/stores and
+// cached per engine) or brings its own (SourceStore, TargetStore: a bundle).
+// Results carry repositories and references as fields; Source and Target
+// are display strings.
 package engine
 
 import (

@@ -1,7 +1,8 @@
 // Package registry is the Store API of regmirror, the one abstraction the
 // engine copies through: the Store interface and its optional capabilities
-// (Deleter, BlobChecker, ReferrerLister), artifacts, references, endpoints
-// and the errors callers test with errors.Is. It speaks no protocol itself;
+// (Deleter, BlobChecker, ReferrerLister), artifacts, references, endpoints,
+// Walk (the one walk over an artifact tree, each digest once) and the
+// errors callers test with errors.Is. It speaks no protocol itself;
 // its subpackages do, and only they speak it:
 //
 //   - registry/remote: the Store of a registry (distribution API over HTTP,
