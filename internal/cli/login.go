@@ -80,7 +80,7 @@ host, as docker does. A rejected login changes nothing and exits 1.`,
 				return fmt.Errorf("reading docker config: %w", err)
 			}
 			ep := markInsecure(registry.Endpoint{Registry: host, Username: user, Password: pw}, insecure, log)
-			if err := remote.CheckLogin(cmd.Context(), ep, registry.Options{}); err != nil {
+			if err := remote.CheckLogin(cmd.Context(), ep, registry.Options{Hosts: manners(log, 0, 0)}); err != nil {
 				if errors.Is(err, remote.ErrLoginRejected) {
 					return fmt.Errorf("login to %s failed: the registry rejected user %q: %w; nothing was stored", host, user, err)
 				}

@@ -128,6 +128,7 @@ func logSummary(log *slog.Logger, rep *engine.Report) {
 func manners(log *slog.Logger, fromConfig, fromFlag int) *transport.Hosts {
 	m := transport.DefaultHosts()
 	m.Logger = log
+	m.UserAgent = userAgent()
 	if fromConfig > 0 {
 		m.Transfers = fromConfig
 	}

@@ -30,6 +30,9 @@ func Version() string {
 	return v
 }
 
+// userAgent is what regmirror sends as its User-Agent.
+func userAgent() string { return "regmirror/" + Version() }
+
 func newVersionCmd(g *globals) *cobra.Command {
 	return &cobra.Command{
 		Use:     "version",

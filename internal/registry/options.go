@@ -16,8 +16,6 @@ type Options struct {
 	// business; how many blobs are in flight across all of them is
 	// Hosts.Transfers.
 	BlobsPerImage int
-	// UserAgent is sent with every request.
-	UserAgent string
 	// Keychain resolves credentials when an endpoint has none of its own
 	// (default: docker's config.json with credential helpers, then the
 	// cloud keychain for ECR and Google hosts; see auth.CloudHelper).

@@ -33,19 +33,18 @@ import (
 
 // remoteStore is a registry spoken to over the distribution API.
 type remoteStore struct {
-	ep        registry.Endpoint
-	host      string
-	nameOpts  []name.Option
-	puller    *remote.Puller
-	pusher    *remote.Pusher
-	maxPages  int
-	pageSize  int
-	retry     rtransport.Retry
-	ledger    *ledger
-	userAgent string
-	rt        http.RoundTripper // our transport stack, below authentication
-	auth      authn.Authenticator
-	keychain  authn.Keychain
+	ep       registry.Endpoint
+	host     string
+	nameOpts []name.Option
+	puller   *remote.Puller
+	pusher   *remote.Pusher
+	maxPages int
+	pageSize int
+	retry    rtransport.Retry
+	ledger   *ledger
+	rt       http.RoundTripper // our transport stack, below authentication
+	auth     authn.Authenticator
+	keychain authn.Keychain
 }
 
 // Open returns the Store of a registry endpoint.
@@ -72,13 +71,9 @@ func Open(ep registry.Endpoint, o registry.Options) (registry.Store, error) {
 	if o.BlobsPerImage <= 0 {
 		o.BlobsPerImage = 4
 	}
-	if o.UserAgent == "" {
-		o.UserAgent = "regmirror"
-	}
 	opts := []remote.Option{
 		remote.WithTransport(rt),
 		remote.WithJobs(o.BlobsPerImage),
-		remote.WithUserAgent(o.UserAgent),
 	}
 	store := &remoteStore{ep: ep, host: host, nameOpts: nameOpts, maxPages: o.Hosts.MaxTagPages, ledger: led, rt: rt}
 	switch {
@@ -115,7 +110,7 @@ func Open(ep registry.Endpoint, o registry.Options) (registry.Store, error) {
 	if o.Retry != nil {
 		retry = *o.Retry
 	}
-	store.retry, store.pageSize, store.userAgent = retry, o.PageSize, o.UserAgent
+	store.retry, store.pageSize = retry, o.PageSize
 	opts = append(opts, retry.RemoteOptions()...)
 	if store.puller, err = remote.NewPuller(opts...); err != nil {
 		return nil, err
@@ -302,14 +297,13 @@ func (s *remoteStore) authFor(ctx context.Context, res authn.Resource) (authn.Au
 }
 
 // registryClient returns an HTTP client authenticated for registry-wide
-// requests (the catalog), with the store's retries and user agent.
+// requests (the catalog), with the store's retries.
 func (s *remoteStore) registryClient(ctx context.Context, reg name.Registry) (*http.Client, error) {
 	auth, err := s.authFor(ctx, reg)
 	if err != nil {
 		return nil, err
 	}
 	rt := transport.NewRetry(s.rt, s.retry.TransportOptions()...)
-	rt = transport.NewUserAgent(rt, s.userAgent)
 	t, err := transport.NewWithContext(ctx, reg, auth, rt, []string{reg.Scope(transport.PullScope)})
 	if err != nil {
 		return nil, err

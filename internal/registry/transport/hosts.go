@@ -39,7 +39,14 @@ type Policy struct {
 	// Transfers caps blob downloads in flight across every store that
 	// shares one Hosts: the global transfer limit.
 	Transfers int
+	// UserAgent is the User-Agent header of every request
+	// ("regmirror/VERSION"; empty: DefaultUserAgent).
+	UserAgent string
 }
+
+// DefaultUserAgent is sent when the Policy names no User-Agent (tests,
+// tools built without a version).
+const DefaultUserAgent = "regmirror"
 
 // Hosts is a Policy applied to every store of a run, together with what the
 // run learns about each host: when it asked us to come back, its last

@@ -131,7 +131,11 @@ func New(e Config, h *Hosts, mid func(http.RoundTripper) http.RoundTripper) (htt
 		ResponseHeaderTimeout: 60 * time.Second,
 		ExpectContinueTimeout: time.Second,
 	}
-	var rt http.RoundTripper = t
+	ua := h.UserAgent
+	if ua == "" {
+		ua = DefaultUserAgent
+	}
+	var rt http.RoundTripper = &userAgentTransport{inner: t, ua: ua}
 	rt = &uploadEnd{inner: rt}
 	rt = &plainHTTPGuard{inner: rt, host: e.Host, allowed: e.PlainHTTP || e.SkipTLSVerify}
 	rt = newLinkSchemeFix(rt, e)
@@ -146,6 +150,25 @@ func New(e Config, h *Hosts, mid func(http.RoundTripper) http.RoundTripper) (htt
 	rt = &debugTransport{inner: rt, m: h}
 	rt = &resendTransport{inner: rt}
 	return rt, nil
+}
+
+// userAgentTransport names regmirror in every request it sends, including
+// the pings, token requests and uploads go-containerregistry makes and the
+// few requests made outside it. It sits at the bottom of the stack, so no
+// request can leave without it.
+type userAgentTransport struct {
+	inner http.RoundTripper
+	ua    string
+}
+
+func (t *userAgentTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	if req.Header.Get("User-Agent") != t.ua {
+		// A RoundTripper must not change the request it was given.
+		r := req.Clone(req.Context())
+		r.Header.Set("User-Agent", t.ua)
+		req = r
+	}
+	return t.inner.RoundTrip(req)
 }
 
 // resendTransport gives a request sent a second time a fresh body.
