@@ -113,8 +113,11 @@ type (
 		Platform  string   `yaml:"platform,omitempty"`
 		Platforms []string `yaml:"platforms,omitempty"`
 		Missing   string   `yaml:"platforms-missing,omitempty"`
-		Referrers bool     `yaml:"referrers,omitempty"`
-		Prune     bool     `yaml:"prune,omitempty"`
+		Verify    *struct {
+			Keys []string `yaml:"keys"`
+		} `yaml:"verify,omitempty"`
+		Referrers bool `yaml:"referrers,omitempty"`
+		Prune     bool `yaml:"prune,omitempty"`
 	}
 )
 
@@ -129,6 +132,14 @@ func printable(c *config.Config) printConfig {
 			pm := printMapping{From: m.From, To: m.To, Platform: m.Platform, Platforms: m.Platforms, Missing: m.PlatformsMissing, Referrers: m.Referrers, Prune: m.Prune}
 			if m.Tags != nil {
 				pm.Tags = m.Tags.Specs()
+			}
+			if m.Verify != nil {
+				pm.Verify = &struct {
+					Keys []string `yaml:"keys"`
+				}{}
+				for _, k := range m.Verify.Keys {
+					pm.Verify.Keys = append(pm.Verify.Keys, k.File)
+				}
 			}
 			pt.Mappings = append(pt.Mappings, pm)
 		}

@@ -13,6 +13,7 @@ import (
 	"github.com/regmirror/regmirror/internal/registry"
 	"github.com/regmirror/regmirror/internal/registry/transport"
 	"github.com/regmirror/regmirror/internal/shard"
+	"github.com/regmirror/regmirror/internal/verify"
 )
 
 // taskFlags are the flags that choose what a run works on, shared by sync,
@@ -172,11 +173,27 @@ func engineTasks(tasks []config.Task) ([]engine.Task, error) {
 				em.Platforms = append(em.Platforms, *p)
 			}
 			em.PlatformsSkipMissing = m.PlatformsMissing == "skip"
+			if m.Verify != nil {
+				keys, err := verifyKeys(m.Verify)
+				if err != nil {
+					return nil, fmt.Errorf("task %s: verify: %w", t.Name, err)
+				}
+				em.Verify = keys
+			}
 			et.Mappings = append(et.Mappings, em)
 		}
 		out = append(out, et)
 	}
 	return out, nil
+}
+
+// verifyKeys prepares a mapping's verify: keys.
+func verifyKeys(v *config.Verify) (*verify.Keys, error) {
+	ks := make([]verify.Key, len(v.Keys))
+	for i, k := range v.Keys {
+		ks[i] = verify.Key{Name: k.File, Key: k.Key}
+	}
+	return verify.NewKeys(ks)
 }
 
 func endpoint(l config.Location) registry.Endpoint {

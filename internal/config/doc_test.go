@@ -1,6 +1,7 @@
 package config
 
 import (
+	"crypto/elliptic"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -77,7 +78,8 @@ func TestConfigurationDocCoversEveryKey(t *testing.T) {
 // docs/configuration.md, so the reference never shows a file the loader
 // rejects. Fragments are wrapped into the smallest config around them
 // (a task list, a task around source/target, a mapping list); `${NAME}`
-// expands to "x" and every file named is a readable CA bundle.
+// expands to "x" and every file named is a readable CA bundle (a cosign
+// public key when it ends in .pub).
 func TestConfigurationDocExamplesLoad(t *testing.T) {
 	doc, err := os.ReadFile("../../docs/configuration.md")
 	if err != nil {
@@ -87,7 +89,17 @@ func TestConfigurationDocExamplesLoad(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	readFile := func(string) ([]byte, error) { return ca, nil }
+	// A cosign public key for files named *.pub (verify.keys).
+	pub, err := os.ReadFile(writeKey(t, t.TempDir(), "cosign.pub", elliptic.P256()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	readFile := func(name string) ([]byte, error) {
+		if strings.HasSuffix(name, ".pub") {
+			return pub, nil
+		}
+		return ca, nil
+	}
 	lookup := func(string) (string, bool) { return "x", true }
 	indent := func(s, by string) string {
 		return by + strings.ReplaceAll(strings.TrimRight(s, "\n"), "\n", "\n"+by) + "\n"

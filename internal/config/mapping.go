@@ -43,7 +43,9 @@ func (l *loader) mapping(item *yaml.Node, i int) (Mapping, bool) {
 		// Ours: an index of only these platforms.
 		"platforms":         func(key, val *yaml.Node) { platformsKey, m.Platforms = key, l.platforms(key, val) },
 		"platforms-missing": func(key, val *yaml.Node) { m.PlatformsMissing, m.missingLine = l.platformsMissing(key, val), key.Line },
-		"tags":              func(key, val *yaml.Node) { tagsKey, tagsVal = key, val },
+		// Ours: copy only images signed with one of these keys.
+		"verify": func(key, val *yaml.Node) { m.Verify = l.verify(key, val) },
+		"tags":   func(key, val *yaml.Node) { tagsKey, tagsVal = key, val },
 		// Ours: also copy what is attached to each image (signatures,
 		// attestations, SBOMs).
 		"referrers": func(key, val *yaml.Node) { m.Referrers = l.boolean(key, val, what) },
@@ -185,7 +187,7 @@ func (l *loader) platforms(key, val *yaml.Node) []string {
 			l.errorf(v.Line, "platforms[%d] must be os/arch[/variant], not %s", i, kindName(v))
 			continue
 		}
-		problem := checkPlatform(v.Value)
+		problem := strings.Replace(checkPlatform(v.Value), `want "all" or os/arch`, "want os/arch", 1)
 		if v.Value == "all" {
 			problem = "\"all\" is not a platform: remove platforms to copy every platform"
 		}
@@ -219,13 +221,16 @@ func (l *loader) platformsMissing(key, val *yaml.Node) string {
 	return ""
 }
 
-// platformDefaults gives a task's mappings its platforms: and
+// mappingDefaults gives a task's mappings its verify:, platforms: and
 // platforms-missing: unless they set their own (a mapping's platform: is
 // its own setting too), then checks that platforms-missing goes with a
 // platforms list.
-func (l *loader) platformDefaults(t *Task, platforms []string, missing string) {
+func (l *loader) mappingDefaults(t *Task, platforms []string, missing string) {
 	for i := range t.Mappings {
 		m := &t.Mappings[i]
+		if m.Verify == nil {
+			m.Verify = t.verify
+		}
 		if len(m.Platforms) == 0 && m.Platform == "" {
 			m.Platforms = platforms
 		}

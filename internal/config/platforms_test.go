@@ -46,7 +46,7 @@ func TestPlatformsErrors(t *testing.T) {
 		{[]string{"        platform: linux/amd64", "        platforms: [linux/arm64]"}, []string{"c.yaml:10:", "platform and platforms cannot both be set"}},
 		{[]string{"        platforms: []"}, []string{"c.yaml:9:", "platforms is empty"}},
 		{[]string{"        platforms: linux/amd64"}, []string{"c.yaml:9:", "must be a list"}},
-		{[]string{"        platforms:", "          - linux/amd64", "          - linux"}, []string{"c.yaml:11:", `platforms[1] "linux"`, "os/arch"}},
+		{[]string{"        platforms:", "          - linux/amd64", "          - linux"}, []string{"c.yaml:11:", `platforms[1] "linux"`, "want os/arch[/variant]"}},
 		{[]string{"        platforms:", "          - all"}, []string{"c.yaml:10:", `"all" is not a platform`}},
 		{[]string{"        platforms:", "          - linux/amd64", "          - linux/amd64"}, []string{"c.yaml:11:", "already listed as platforms[0]"}},
 		{[]string{"        platforms: [linux/amd64]", "        platforms-missing: ignore"}, []string{"c.yaml:10:", `platforms-missing "ignore"`, "fail", "skip"}},
@@ -54,20 +54,27 @@ func TestPlatformsErrors(t *testing.T) {
 		{[]string{"        platform: linux/amd64", "        platforms-missing: skip"}, []string{"c.yaml:10:", "platforms-missing goes with platforms", "one platform"}},
 		{[]string{"        platfroms: [linux/amd64]"}, []string{"c.yaml:9:", `did you mean "platforms"`}},
 	} {
-		_, err := Load(strings.NewReader(task(c.extra...)), "c.yaml")
-		if err == nil {
-			t.Errorf("%q: loaded, want an error", c.extra)
-			continue
-		}
-		for _, s := range c.want {
-			if !strings.Contains(err.Error(), s) {
-				t.Errorf("%q: error %q lacks %q", c.extra, err, s)
-			}
-		}
+		wantLoadError(t, c.extra, c.want...)
 	}
 	// At task level too.
 	doc := "tasks:\n  - name: t\n    platforms-missing: skip\n    source: {registry: a.example.com}\n    target: {registry: b.example.com}\n    mappings: [{from: a/b}]\n"
 	if _, err := Load(strings.NewReader(doc), "c.yaml"); err == nil || !strings.Contains(err.Error(), "c.yaml:3:") || !strings.Contains(err.Error(), "set the task's platforms too") {
 		t.Errorf("task platforms-missing without platforms: %v", err)
+	}
+}
+
+// wantLoadError loads the test task with extra lines and wants an error
+// holding every one of want.
+func wantLoadError(t *testing.T, extra []string, want ...string) {
+	t.Helper()
+	_, err := Load(strings.NewReader(task(extra...)), "c.yaml")
+	if err == nil {
+		t.Errorf("%q: loaded, want an error", extra)
+		return
+	}
+	for _, s := range want {
+		if !strings.Contains(err.Error(), s) {
+			t.Errorf("%q: error %q lacks %q", extra, err, s)
+		}
 	}
 }

@@ -196,6 +196,7 @@ func (l *loader) task(item *yaml.Node, i int, cfg *Config) (Task, bool) {
 		// Ours: defaults for the task's mappings.
 		"platforms":         func(key, val *yaml.Node) { platforms = l.platforms(key, val) },
 		"platforms-missing": func(key, val *yaml.Node) { platformsMissing, missingLine = l.platformsMissing(key, val), key.Line },
+		"verify":            func(key, val *yaml.Node) { t.verify = l.verify(key, val) },
 		// Locations and mappings are read after the task's own keys so
 		// that their messages come in a stable order.
 		"source":   func(key, val *yaml.Node) { sourceKey, sourceVal = key, val },
@@ -235,7 +236,7 @@ func (l *loader) task(item *yaml.Node, i int, cfg *Config) (Task, bool) {
 		l.errorf(missingLine, "platforms-missing goes with platforms: set the task's platforms too, or move platforms-missing to the mappings that list platforms")
 		platformsMissing = ""
 	}
-	l.platformDefaults(&t, platforms, platformsMissing)
+	l.mappingDefaults(&t, platforms, platformsMissing)
 	return t, len(l.errs) == nerrs && t.Name != ""
 }
 

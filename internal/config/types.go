@@ -101,6 +101,8 @@ type Task struct {
 	// where the task starts in it (for messages).
 	File string
 	Line int
+
+	verify *Verify // the task's verify:, given to its mappings
 }
 
 // Location is a registry end of a task.
@@ -191,6 +193,10 @@ type Mapping struct {
 	// source's index: "fail" (the image fails; the default) or "skip"
 	// (copy the platforms there are).
 	PlatformsMissing string
+	// Verify, when set, copies only images signed with one of its keys
+	// (cosign, key-based; ours). The task's `verify:` when the mapping
+	// has none.
+	Verify *Verify
 	// Referrers also copies what is attached to each copied image:
 	// OCI referrers (signatures, attestations, SBOMs with a subject) and
 	// cosign's sha256-<hex>.sig/.att/.sbom tags (ours).

@@ -71,6 +71,10 @@ type decision struct {
 	// the image; a lower bound unless PullsExact.
 	Pulls      int
 	PullsExact bool
+	// resolved is the digest the source reference stands for (a tag's
+	// HEAD answer, or the pinned digest): the index for platform and
+	// subset mappings. It is what a signature must vouch for.
+	resolved string
 	// platform says the image is a platform's image out of an index, and
 	// index that the source reference is an index; subset that the
 	// target gets an index of the mapping's Platforms cut from it.
@@ -95,6 +99,7 @@ func decide(s sourceView, t targetView, m *Mapping) (decision, error) {
 	if s.fetchErr != nil {
 		return d, s.fetchErr
 	}
+	d.resolved = want
 	// A platform mapping copies one image out of an index; a plain image
 	// under a platform mapping is copied as it is.
 	d.platform = m.Platform != nil && (d.index || s.pinned != "")
@@ -235,8 +240,13 @@ func targetIndex(ctx context.Context, j *job) (*v1.IndexManifest, error) {
 // index (remembered in the platform cache), or for a mapping with
 // Platforms the index of those platforms.
 func (e *Engine) fetch(ctx context.Context, j *job) (*registry.Artifact, error) {
+	return e.fetchAt(ctx, j, j.ref.Source())
+}
+
+// fetchAt is fetch reading the source at ref (a tag or a digest).
+func (e *Engine) fetchAt(ctx context.Context, j *job, ref string) (*registry.Artifact, error) {
 	m := j.mapping
-	a, err := j.src.Fetch(ctx, m.From, j.ref.Source())
+	a, err := j.src.Fetch(ctx, m.From, ref)
 	if err != nil {
 		return a, err
 	}

@@ -41,6 +41,7 @@ import (
 	"github.com/regmirror/regmirror/internal/registry/stores"
 	"github.com/regmirror/regmirror/internal/registry/transport"
 	"github.com/regmirror/regmirror/internal/shard"
+	"github.com/regmirror/regmirror/internal/verify"
 )
 
 // Task is one unit of configuration: a source, a target and mappings.
@@ -87,6 +88,11 @@ type Mapping struct {
 	// PlatformsSkipMissing copies the listed platforms an index has when
 	// it lacks some, instead of failing the image.
 	PlatformsSkipMissing bool
+	// Verify, when set, copies an image only once a cosign signature of
+	// the source reference's digest verifies with one of its keys (see
+	// signatures.go); the copy then reads the source by that digest. An
+	// image the target already holds is not checked again.
+	Verify *verify.Keys
 	// Referrers also copies what is attached to each image: OCI
 	// referrers and cosign's .sig/.att/.sbom tags (see attach.go).
 	Referrers bool
@@ -151,6 +157,7 @@ type Engine struct {
 	now       func() time.Time
 	catalogs  catalogCache
 	shard     shard.Spec
+	verified  sync.Map // digest and key set ID -> the key that verified it
 	runs      atomic.Uint64
 
 	mu     sync.Mutex
@@ -590,9 +597,9 @@ func (e *Engine) expandRepo(ctx context.Context, base job) ([]job, *expandedRepo
 			return fail(err)
 		}
 		rp.listed = true
-		if m.Referrers {
+		if m.Referrers || m.Verify != nil {
 			// Attachment tags travel with their subject, not as
-			// images of their own.
+			// images of their own (nor are signatures signed).
 			available = slices.DeleteFunc(available, registry.IsAttachmentTag)
 		}
 	}
@@ -709,6 +716,16 @@ func (e *Engine) syncManifest(ctx context.Context, j *job) (Status, string, int6
 		return Skipped, want, 0, nil
 	}
 	m := j.mapping
+	if m.Verify != nil {
+		if err := e.verifySignature(ctx, j, d.resolved); err != nil {
+			return "", "", 0, err
+		}
+		// Copy exactly what was verified: read the source by digest,
+		// not by a tag that may have moved since.
+		if art, err = e.fetchAt(ctx, j, d.resolved); err != nil {
+			return "", "", 0, fmt.Errorf("source %s: %w", j.srcR, err)
+		}
+	}
 	if art == nil {
 		if art, err = e.fetch(ctx, j); err != nil {
 			return "", "", 0, fmt.Errorf("source %s: %w", j.srcR, err)

@@ -15,7 +15,7 @@ import (
 // the config, the progress display or the daemon, and bundle draws
 // nothing and opens no engine of its own making.
 var allowedImports = map[string][]string{
-	"internal/engine": {"internal/filter", "internal/shard", "internal/registry", "internal/registry/stores", "internal/registry/transport", "internal/atomicfile"},
+	"internal/engine": {"internal/filter", "internal/shard", "internal/verify", "internal/registry", "internal/registry/stores", "internal/registry/transport", "internal/atomicfile"},
 	"internal/bundle": {"internal/engine", "internal/registry", "internal/registry/layout", "internal/atomicfile"},
 }
 

@@ -83,7 +83,7 @@ func (e *Engine) pruneCandidates(ctx context.Context, mp *expandedRepo, written 
 	}
 	var candidates, stays []string
 	for _, t := range dstTags {
-		if keep[t] || written.has(mp.dst, m.To, t) || !tags.Owns(t) || (m.Referrers && registry.IsAttachmentTag(t)) {
+		if keep[t] || written.has(mp.dst, m.To, t) || !tags.Owns(t) || ((m.Referrers || m.Verify != nil) && registry.IsAttachmentTag(t)) {
 			stays = append(stays, t)
 			continue
 		}

@@ -138,11 +138,16 @@ func (r rawManifest) RawManifest() ([]byte, error)        { return r.b, nil }
 func (r rawManifest) MediaType() (types.MediaType, error) { return r.mt, nil }
 
 // PushSBOM pushes an OCI 1.1 artifact to repo by digest: an SPDX document
-// with artifactType application/spdx+json, the empty config and subject
-// set to the image described by subject. go-containerregistry keeps the
-// referrers fallback tag (sha256-<hex>) up to date on registries without
-// the referrers API. It returns the artifact's descriptor.
+// with subject as its subject.
 func PushSBOM(t testing.TB, repo string, subject v1.Descriptor, doc string, opts ...remote.Option) v1.Descriptor {
+	t.Helper()
+	return PushReferrer(t, repo, subject, SPDXArtifactType, static.NewLayer([]byte(doc), types.MediaType(SPDXArtifactType)), nil, opts...)
+}
+
+// PushReferrer pushes an OCI 1.1 artifact of artifactType to repo by
+// digest: an empty config and one layer (with annotations), subject as
+// its subject.
+func PushReferrer(t testing.TB, repo string, subject v1.Descriptor, artifactType string, layer v1.Layer, annotations map[string]string, opts ...remote.Option) v1.Descriptor {
 	t.Helper()
 	r, err := name.NewRepository(repo)
 	if err != nil {
@@ -152,21 +157,21 @@ func PushSBOM(t testing.TB, repo string, subject v1.Descriptor, doc string, opts
 	defer cancel()
 	opts = append([]remote.Option{remote.WithContext(ctx)}, opts...)
 	cfg := static.NewLayer([]byte("{}"), EmptyJSONMediaType)
-	layer := static.NewLayer([]byte(doc), types.MediaType(SPDXArtifactType))
 	descs := make([]v1.Descriptor, 2)
 	for i, l := range []v1.Layer{cfg, layer} {
 		if err := remote.WriteLayer(r, l, opts...); err != nil {
-			t.Fatalf("imagegen: push SBOM blob: %v", err)
+			t.Fatalf("imagegen: push referrer blob: %v", err)
 		}
 		d, _ := l.Digest()
 		n, _ := l.Size()
 		mt, _ := l.MediaType()
 		descs[i] = v1.Descriptor{MediaType: mt, Digest: d, Size: n}
 	}
+	descs[1].Annotations = annotations
 	m := map[string]any{
 		"schemaVersion": 2,
 		"mediaType":     types.OCIManifestSchema1,
-		"artifactType":  SPDXArtifactType,
+		"artifactType":  artifactType,
 		"config":        descs[0],
 		"layers":        []v1.Descriptor{descs[1]},
 		"subject":       v1.Descriptor{MediaType: subject.MediaType, Digest: subject.Digest, Size: subject.Size},
@@ -177,7 +182,7 @@ func PushSBOM(t testing.TB, repo string, subject v1.Descriptor, doc string, opts
 	}
 	h, n, _ := v1.SHA256(bytes.NewReader(b))
 	if err := remote.Put(r.Digest(h.String()), rawManifest{b, types.OCIManifestSchema1}, opts...); err != nil {
-		t.Fatalf("imagegen: push SBOM manifest: %v", err)
+		t.Fatalf("imagegen: push referrer manifest: %v", err)
 	}
-	return v1.Descriptor{MediaType: types.OCIManifestSchema1, Digest: h, Size: n, ArtifactType: SPDXArtifactType}
+	return v1.Descriptor{MediaType: types.OCIManifestSchema1, Digest: h, Size: n, ArtifactType: artifactType}
 }
