@@ -96,6 +96,12 @@ func checkResult(p *engine.Plan) checkDoc {
 
 func writeCheckText(w io.Writer, d checkDoc) {
 	for _, im := range d.Missing {
+		if im.SourceDigest == "" {
+			// A platform image not in the platform cache: which digest
+			// it has is only in the index, which check does not pull.
+			fmt.Fprintf(w, "missing     %s\n", im.Target)
+			continue
+		}
 		fmt.Fprintf(w, "missing     %s (source %s)\n", im.Target, im.SourceDigest)
 	}
 	for _, im := range d.Differ {

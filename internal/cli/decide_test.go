@@ -203,7 +203,8 @@ func TestCheckPlatformIntoEmptyTargetIsMissing(t *testing.T) {
 	}
 	for round := range 2 {
 		out, _, code := f.run(t, "check")
-		if code != ExitFailed || !strings.Contains(out, "OUT OF SYNC: 3 images, 3 missing, 0 differ, 0 failed, 0 unverified") {
+		if code != ExitFailed || !strings.Contains(out, "OUT OF SYNC: 3 images, 3 missing, 0 differ, 0 failed, 0 unverified") ||
+			!strings.Contains(out, "missing     "+f.dst.Host+"/m/app:1\n") {
 			t.Errorf("round %d: check exit %d, want 1 with 3 missing:\n%s", round, code, out)
 		}
 		for target, im := range f.plan(t) {
