@@ -44,7 +44,7 @@ type Options struct {
 	// registries marked).
 	Tasks func(cfg *config.Config) ([]engine.Task, error)
 	// RateLimits and Pulls report per registry host for /metrics (the
-	// engine's registry.Manners); either may be nil.
+	// engine's transport.Hosts); either may be nil.
 	RateLimits func() map[string]transport.RateLimitReading
 	Pulls      func() map[string]int
 	// OnRun, when set, is called after every run of a task, cancelled

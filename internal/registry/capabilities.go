@@ -7,8 +7,8 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 )
 
-// Deleter is a Store that can delete manifests (prune). Both stores
-// implement it.
+// Deleter is a Store that can delete manifests (prune). The remote and
+// layout stores implement it; a bundle read as a source does not.
 type Deleter interface {
 	// Delete deletes the manifest with this digest from repo, and with it
 	// every tag of repo that points at it (the distribution API has no
@@ -17,9 +17,10 @@ type Deleter interface {
 }
 
 // BlobChecker is a Store that can say whether it holds a blob (plan's byte
-// estimate). Both stores implement it.
+// estimate). The remote and layout stores implement it.
 type BlobChecker interface {
-	// HasBlob asks with a HEAD whether repo holds the blob.
+	// HasBlob asks whether repo holds the blob (a HEAD request for a
+	// registry; a layout holds its blobs for every repository).
 	HasBlob(ctx context.Context, repo, digest string) (bool, error)
 }
 

@@ -110,6 +110,12 @@ func ParseLocation(s string) (Endpoint, error) {
 	if problem == "" {
 		problem = hostProblem(host)
 	}
+	if problem == "" && ep.Kind() != KindRegistry {
+		// "http://oci:5000" would be stored as "oci:5000", which reads
+		// as the layout directory 5000: a host may not look like a
+		// location of another kind.
+		problem = "a registry host must not start with " + kinds[ep.Kind()].prefix + " (write its full name or address)"
+	}
 	if problem != "" {
 		return ep, &LocationError{s, problem}
 	}

@@ -28,6 +28,7 @@ func TestParseLocation(t *testing.T) {
 		{in: "reg.example/", problem: "trailing"},
 		{in: "reg.example/library", problem: "without a path"},
 		{in: "reg example", problem: "not a valid host"},
+		{in: "http://oci:5000", problem: "must not start with oci:"},
 	} {
 		ep, err := registry.ParseLocation(c.in)
 		if c.problem != "" {
