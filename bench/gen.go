@@ -70,7 +70,7 @@ func scaled(scale float64, megabytes float64) int64 {
 	return max(int64(megabytes*mb*scale), 1024)
 }
 
-// workloads are issue 5's three workloads; scale multiplies layer sizes
+// workloads are the benchmark's three workloads; scale multiplies layer sizes
 // (never counts), so a small scale runs the same requests on fewer bytes.
 func workloads(scale float64) []workload {
 	sz := func(m float64) int64 { return scaled(scale, m) }

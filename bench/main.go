@@ -1,4 +1,4 @@
-// Command bench is issue 5's side-by-side benchmark: it starts local Debian
+// Command bench is regmirror's side-by-side benchmark: it starts local Debian
 // docker-registry processes, generates three workloads (app, big, many) into
 // a source registry behind a request-counting proxy, and times `regmirror
 // sync` and `skopeo sync --all` copying them into a freshly wiped target,

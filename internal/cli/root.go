@@ -124,10 +124,10 @@ and the source with HEAD requests first, and copies only what differs.`,
 	pf.StringVar(&g.logFormat, "log-format", envOr("LOG_FORMAT", ""), "log format: text or json (default text on a terminal or for one-shot commands; env LOG_FORMAT)")
 	pf.StringVar(&g.logLevel, "log-level", envOr("LOG_LEVEL", "info"), "log level: debug, info, warn or error (env LOG_LEVEL)")
 	root.AddCommand(newSyncCmd(g), newServeCmd(g), newPlanCmd(g), newCheckCmd(g), newVersionCmd(g), newConfigCmd(g))
-	// Image lists and credentials (issue 4).
+	// Image lists and credentials.
 	root.AddCommand(newMirrorListCmd(g), newLoginCmd(g), newLogoutCmd(g))
 	pf.StringArrayVar(&g.insecure, "insecure-registry", nil, "allow plain HTTP and unverified TLS for this registry HOST[:PORT] only (repeatable; /etc/docker/daemon.json insecure-registries and /etc/containers/registries.conf insecure = true count too)")
-	// Air-gap bundles (issue 7).
+	// Air-gap bundles.
 	root.AddCommand(newExportCmd(g), newImportCmd(g), newVerifyCmd(g))
 	// Last: completion and flag completions need the whole tree.
 	finishTree(root, g)

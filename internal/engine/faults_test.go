@@ -19,7 +19,7 @@ import (
 	"github.com/regmirror/regmirror/internal/testutil/regtest"
 )
 
-// The tests in this file walk the fault table of issue 6, one test per row.
+// The tests in this file walk a table of network faults, one test per row.
 // Each puts a faultproxy in front of a real in-process source and target,
 // copies three repositories (a, b, c; the fault aims at a), and checks
 // that a either converged to the source's digests or failed cleanly (no

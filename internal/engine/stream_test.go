@@ -158,8 +158,8 @@ func (h *heapSampler) Stop() uint64 {
 
 // TestBigBlobStreamsInBoundedHeap copies a 256 MiB layer and checks that
 // the heap never grows by more than 48 MiB: the blob streams from source to
-// target and is never held whole (issue 5: peak memory must not grow with
-// blob size). The target is a real registry on the filesystem driver, so
+// target and is never held whole (peak memory must not grow with blob
+// size). The target is a real registry on the filesystem driver, so
 // the only place the bytes could pile up in this process is the copy path.
 func TestBigBlobStreamsInBoundedHeap(t *testing.T) {
 	if testing.Short() {
