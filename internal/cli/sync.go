@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"errors"
 	"fmt"
 	"log/slog"
 	"maps"
@@ -118,6 +119,9 @@ func logSummary(log *slog.Logger, rep *engine.Report) {
 	for _, s := range rep.Summaries() {
 		log.Info("summary", "task", s.Task, "copied", s.Copied, "skipped", s.Skipped, "failed", s.Failed, "pruned", s.Pruned, "bytes", s.Bytes)
 		for _, f := range s.Failures {
+			if errors.Is(f.Err, transport.ErrUnreachable) {
+				continue // counted once per registry by the engine
+			}
 			log.Error("failed image", "task", f.Task, "source", f.Source, "target", f.Target, "tag", f.Tag, "error", f.Err)
 		}
 	}

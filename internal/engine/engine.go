@@ -25,6 +25,7 @@ package engine
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -329,6 +330,32 @@ func (r *Report) Count(s Status) int {
 	return n
 }
 
+// logUnreachable says once per registry found down how many images were
+// not attempted because of it, instead of a failure line per image.
+func logUnreachable(log *slog.Logger, rep *Report) {
+	type down struct {
+		cause string
+		n     int
+	}
+	hosts := map[string]*down{}
+	var order []string
+	for _, r := range rep.Results {
+		var ue *transport.UnreachableError
+		if r.Status != Failed || !errors.As(r.Err, &ue) {
+			continue
+		}
+		if hosts[ue.Host] == nil {
+			hosts[ue.Host] = &down{cause: ue.Cause}
+			order = append(order, ue.Host)
+		}
+		hosts[ue.Host].n++
+	}
+	for _, h := range order {
+		d := hosts[h]
+		log.Error(fmt.Sprintf("%s unreachable (%s); %d images not attempted", h, d.cause, d.n), "registry", h, "cause", d.cause, "not_attempted", d.n)
+	}
+}
+
 // job is one selected image.
 type job struct {
 	order      [4]int // task, mapping, repository, tag: for a stable report order
@@ -347,6 +374,9 @@ type job struct {
 // when all images are done or ctx is cancelled; cancelled images are
 // reported as failed.
 func (e *Engine) Run(ctx context.Context, tasks []Task) *Report {
+	// A registry found down in an earlier run (the daemon's) is asked
+	// again; one more failure marks it down again.
+	e.ropt.Hosts.HalfOpen()
 	jobs, repos := e.expand(ctx, tasks)
 	if e.onPlanned != nil {
 		e.onPlanned(len(jobs))
@@ -391,6 +421,7 @@ func (e *Engine) Run(ctx context.Context, tasks []Task) *Report {
 		}
 	}
 	rep.Results = append(rep.Results, pruned...)
+	logUnreachable(e.log, rep)
 	if err := e.platforms.save(); err != nil {
 		e.log.Warn("could not save the platform cache", "error", err)
 	}
@@ -665,6 +696,13 @@ func (e *Engine) runJob(ctx context.Context, j *job) Result {
 		// "context canceled" that would read like a fault.
 		r.Status, r.Err = Interrupted, context.Cause(ctx)
 		e.log.Warn(string(r.Status), attrs...)
+		return r
+	}
+	if errors.Is(err, transport.ErrUnreachable) {
+		// Not attempted: the host is down, said once per host at the
+		// end of the run (logUnreachable).
+		r.Status, r.Err = Failed, err
+		e.log.Debug("failed", append(attrs, "error", err)...)
 		return r
 	}
 	if err != nil {

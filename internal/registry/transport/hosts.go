@@ -42,6 +42,9 @@ type Policy struct {
 	// UserAgent is the User-Agent header of every request
 	// ("regmirror/VERSION"; empty: DefaultUserAgent).
 	UserAgent string
+	// BreakAfter opens a host's circuit breaker after this many failures
+	// in a row that say it is not there (0: never); see breakerTransport.
+	BreakAfter int
 }
 
 // DefaultUserAgent is sent when the Policy names no User-Agent (tests,
@@ -92,6 +95,8 @@ func DefaultPolicy() Policy {
 		Backoff429:      2 * time.Second,
 		MaxWait429:      5 * time.Minute,
 		Transfers:       8,
+		// One request's retries (DefaultRetry.Attempts) spent.
+		BreakAfter: 4,
 	}
 }
 
@@ -118,6 +123,7 @@ type hostState struct {
 	limit        int
 	remaining    int
 	pulls        int
+	br           breaker
 }
 
 func (m *Hosts) host(h string) *hostState {

@@ -39,7 +39,7 @@ func Retryable(err error) bool {
 		}
 		return terr.Temporary()
 	}
-	if errors.Is(err, ErrTooLarge) || errors.Is(err, ErrPlainHTTP) {
+	if errors.Is(err, ErrTooLarge) || errors.Is(err, ErrPlainHTTP) || errors.Is(err, ErrUnreachable) {
 		return false
 	}
 	var nerr net.Error

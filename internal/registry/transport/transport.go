@@ -137,6 +137,7 @@ func New(e Config, h *Hosts, mid func(http.RoundTripper) http.RoundTripper) (htt
 	}
 	var rt http.RoundTripper = &userAgentTransport{inner: t, ua: ua}
 	rt = &uploadEnd{inner: rt}
+	rt = &breakerTransport{inner: rt, host: e.Host, m: h, tls: !e.PlainHTTP && !e.SkipTLSVerify}
 	rt = &plainHTTPGuard{inner: rt, host: e.Host, allowed: e.PlainHTTP || e.SkipTLSVerify}
 	rt = newLinkSchemeFix(rt, e)
 	// Below the manners: a request waiting out a 429 or a low rate limit
