@@ -43,7 +43,7 @@ The password is read from standard input only, never from an argument
 (arguments show in ps and in shell history). It is stored exactly as read,
 less one final newline (as docker does), so a multi-line JSON key survives
 unchanged. A REGISTRY written with a path or a scheme is stored under its
-host, as docker does. A rejected login changes nothing and exits 1.`,
+host, as docker does; http://REGISTRY checks the login over plain HTTP. A rejected login changes nothing and exits 1.`,
 		Example: `  # Google Artifact Registry with a service-account key (the vendor guide's first step)
   cat cred.json | regmirror login -u _json_key --password-stdin europe-west1-docker.pkg.dev
 
@@ -68,7 +68,7 @@ host, as docker does. A rejected login changes nothing and exits 1.`,
 			if err != nil {
 				return err
 			}
-			host, key := credentialKey(args[0])
+			host, key, plainHTTP := credentialKey(args[0])
 			insecure, err := g.insecureRegistries(log)
 			if err != nil {
 				return err
@@ -79,7 +79,7 @@ host, as docker does. A rejected login changes nothing and exits 1.`,
 			if err != nil {
 				return fmt.Errorf("reading docker config: %w", err)
 			}
-			ep := markInsecure(registry.Endpoint{Registry: host, Username: user, Password: pw}, insecure, log)
+			ep := markInsecure(registry.Endpoint{Registry: host, PlainHTTP: plainHTTP, Username: user, Password: pw}, insecure, log)
 			if err := remote.CheckLogin(cmd.Context(), ep, registry.Options{Hosts: manners(log, 0, 0)}); err != nil {
 				if errors.Is(err, remote.ErrLoginRejected) {
 					return fmt.Errorf("login to %s failed: the registry rejected user %q: %w; nothing was stored", host, user, err)
@@ -108,7 +108,7 @@ func newLogoutCmd(g *globals) *cobra.Command {
 		Example: `  regmirror logout europe-west1-docker.pkg.dev`,
 		Args:    positional("REGISTRY"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			host, key := credentialKey(args[0])
+			host, key, _ := credentialKey(args[0])
 			cf, err := dockerconfig.Load(dockerconfig.Dir())
 			if err != nil {
 				return fmt.Errorf("reading docker config: %w", err)
@@ -152,16 +152,17 @@ func readPassword(r io.Reader) (string, error) {
 
 // credentialKey returns the host to check the login against and the key
 // docker's config.json stores it under: the host without scheme or path,
-// and Docker Hub's historical "https://index.docker.io/v1/".
-func credentialKey(arg string) (host, key string) {
+// and Docker Hub's historical "https://index.docker.io/v1/". http://HOST
+// (what the plain-HTTP hint tells users to write) asks for plain HTTP.
+func credentialKey(arg string) (host, key string, plainHTTP bool) {
 	// A host that does not parse is kept as written: checking the login
 	// then says what is wrong with it.
 	ep, _, _ := registry.ParseLocationPath(strings.TrimSpace(arg))
 	h := ep.Registry
 	if registry.IsDockerHub(h) {
-		return "index.docker.io", dockerHubKey
+		return "index.docker.io", dockerHubKey, false
 	}
-	return h, h
+	return h, h, ep.PlainHTTP
 }
 
 // storeCredentials writes the credentials where docker would: the

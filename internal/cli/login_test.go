@@ -18,7 +18,7 @@ func TestCredentialKey(t *testing.T) {
 		"registry-1.docker.io":                                  {"index.docker.io", dockerHubKey},
 		"127.0.0.1:5000":                                        {"127.0.0.1:5000", "127.0.0.1:5000"},
 	} {
-		h, k := credentialKey(in)
+		h, k, _ := credentialKey(in)
 		if h != want[0] || k != want[1] {
 			t.Errorf("credentialKey(%q) = %q, %q; want %q, %q", in, h, k, want[0], want[1])
 		}

@@ -87,6 +87,10 @@ failed (all others were still attempted); 2 usage error, nothing done.`,
 			if err != nil {
 				return err
 			}
+			// http://HOST/PATH, as the plain-HTTP hint suggests,
+			// marks that registry as plain HTTP.
+			plain := map[string]bool{}
+			from, to = cutPlainHTTP(from, plain), cutPlainHTTP(to, plain)
 			prefixes, err := imagelist.NewPrefixes(from, to)
 			if err != nil {
 				return usageErr("--from/--to: %v", err)
@@ -112,7 +116,7 @@ failed (all others were still attempted); 2 usage error, nothing done.`,
 			if err != nil {
 				return err
 			}
-			tasks, lines := listTasks(file, entries, pullOnly, insecure, log)
+			tasks, lines := listTasks(file, entries, pullOnly, insecure, plain, log)
 			for i := range tasks {
 				tasks[i].Source.MaxConcurrentRequests = maxReqs
 				tasks[i].Target.MaxConcurrentRequests = maxReqs
@@ -157,6 +161,18 @@ failed (all others were still attempted); 2 usage error, nothing done.`,
 	return cmd
 }
 
+// cutPlainHTTP removes an http:// scheme from a prefix and records its
+// registry host in plain.
+func cutPlainHTTP(prefix string, plain map[string]bool) string {
+	rest, ok := strings.CutPrefix(prefix, "http://")
+	if !ok {
+		return prefix
+	}
+	host, _, _ := strings.Cut(rest, "/")
+	plain[host] = true
+	return rest
+}
+
 // readList reads and parses the list; "-" is standard input. A file that
 // cannot be read or lists no image is a usage error.
 func readList(file string, stdin io.Reader, p imagelist.Prefixes) ([]imagelist.Entry, error) {
@@ -181,7 +197,7 @@ func readList(file string, stdin io.Reader, p imagelist.Prefixes) ([]imagelist.E
 
 // listTasks makes one engine task per usable line, named FILE:LINE so logs
 // point at the line, and returns the line number of each task name.
-func listTasks(file string, entries []imagelist.Entry, pullOnly bool, insecure *config.Insecure, log *slog.Logger) ([]engine.Task, map[string]int) {
+func listTasks(file string, entries []imagelist.Entry, pullOnly bool, insecure *config.Insecure, plain map[string]bool, log *slog.Logger) ([]engine.Task, map[string]int) {
 	base := filepath.Base(file)
 	if file == "-" {
 		base = "stdin"
@@ -201,8 +217,8 @@ func listTasks(file string, entries []imagelist.Entry, pullOnly bool, insecure *
 		}
 		name := fmt.Sprintf("%s:%d", base, en.Line)
 		lines[name] = en.Line
-		src := markInsecure(registry.Endpoint{Registry: en.Source.Registry}, insecure, log)
-		dst := markInsecure(registry.Endpoint{Registry: en.Target.Registry}, insecure, log)
+		src := markInsecure(registry.Endpoint{Registry: en.Source.Registry, PlainHTTP: plain[en.Source.Registry]}, insecure, log)
+		dst := markInsecure(registry.Endpoint{Registry: en.Target.Registry, PlainHTTP: plain[en.Target.Registry]}, insecure, log)
 		t := engine.Task{Name: name, Source: src, Target: dst,
 			Mappings: []engine.Mapping{{From: en.Source.Repo, To: en.Target.Repo, Tags: tags}}}
 		if pullOnly {
