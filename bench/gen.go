@@ -13,6 +13,7 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"net/url"
+	"os"
 	"strings"
 	"sync"
 
@@ -392,4 +393,45 @@ func (g *generator) push(ctx context.Context, w workload) error {
 		})
 	}
 	return eg.Wait()
+}
+
+// putFile uploads a file as one blob: POST, then one PUT with the body
+// (streamed from the file, its length known).
+func (g *generator) putFile(ctx context.Context, repo, file, digest string) error {
+	f, err := os.Open(file)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return err
+	}
+	resp, err := g.do(ctx, http.MethodPost, g.base+"/v2/"+repo+"/blobs/uploads/", nil, "", http.StatusAccepted)
+	if err != nil {
+		return err
+	}
+	loc, err := g.location(resp)
+	if err != nil {
+		return err
+	}
+	q := loc.Query()
+	q.Set("digest", digest)
+	loc.RawQuery = q.Encode()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPut, loc.String(), f)
+	if err != nil {
+		return err
+	}
+	req.ContentLength = fi.Size()
+	req.Header.Set("Content-Type", "application/octet-stream")
+	resp, err = g.client.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	msg, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+	if resp.StatusCode != http.StatusCreated {
+		return fmt.Errorf("PUT %s: %s: %s", loc, resp.Status, strings.TrimSpace(string(msg)))
+	}
+	return nil
 }

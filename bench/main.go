@@ -35,6 +35,8 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
+	"golang.org/x/sync/errgroup"
+
 	"github.com/regmirror/regmirror/internal/testutil/e2e"
 )
 
@@ -83,8 +85,15 @@ type run struct {
 	Load         [2]float64 // 1-minute load average before and after
 	Code         int
 	// CPU seconds spent by the tool itself, by the source and target
-	// docker-registry processes, and by the counting proxy (this process).
+	// docker-registry processes, and by the proxies (this process).
 	CPU, SrcCPU, DstCPU, ProxyCPU float64
+	// InFlight samples the requests the source's counting proxy was
+	// forwarding, every sampleEvery.
+	InFlight []int
+	// WANBytes and WANConns are what the WAN proxy carried towards the
+	// tool and how many connections it accepted (WAN profile only).
+	WANBytes int64
+	WANConns int64
 }
 
 type toolResult struct {
@@ -95,12 +104,18 @@ type toolResult struct {
 
 type workloadResult struct {
 	Name     string
+	Profile  string // "lan" or "wan"
 	Images   int
 	Bytes    int64
 	GenTime  time.Duration
 	Copy     time.Duration // cp -r of the source's blobs
 	Hash     time.Duration // sha256sum of the same files
 	HashConc time.Duration // sha256sum, one process per core
+	// Upload is the target registry's own floor: the bench uploading the
+	// same blob files straight into a fresh target, uploadJobs at once.
+	Upload time.Duration
+	// WANFloor is Bytes at the WAN profile's bandwidth (WAN only).
+	WANFloor time.Duration
 	Tools    []toolResult
 }
 
@@ -117,16 +132,39 @@ func loadavg() float64 {
 	return f
 }
 
+const sampleEvery = 50 * time.Millisecond
+
 // timed runs a command and reports its wall time and peak RSS (the
-// ru_maxrss that wait4 returns: what /usr/bin/time -v prints).
-func timed(logf io.Writer, bin string, args ...string) (run, error) {
+// ru_maxrss that wait4 returns: what /usr/bin/time -v prints; for a shell
+// script, its largest child's). inflight, if set, is sampled while it runs.
+func timed(logf io.Writer, inflight func() int, bin string, args ...string) (run, error) {
 	cmd := exec.Command(bin, args...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	fmt.Fprintf(logf, "\n$ %s %s\n", bin, strings.Join(args, " "))
 	r := run{Load: [2]float64{loadavg()}}
+	stop := make(chan struct{})
+	sampled := make(chan []int)
+	go func() {
+		var s []int
+		tk := time.NewTicker(sampleEvery)
+		defer tk.Stop()
+		for {
+			select {
+			case <-tk.C:
+				if inflight != nil {
+					s = append(s, inflight())
+				}
+			case <-stop:
+				sampled <- s
+				return
+			}
+		}
+	}()
 	start := time.Now()
 	err := cmd.Run()
 	r.Wall = time.Since(start)
+	close(stop)
+	r.InFlight = <-sampled
 	r.Load[1] = loadavg()
 	if cmd.ProcessState != nil {
 		r.Code = cmd.ProcessState.ExitCode()
@@ -180,29 +218,61 @@ func procCPU(pid int) float64 {
 	return (u + k) / 100
 }
 
+// config is what the environment asks for.
+type config struct {
+	scale      float64
+	dir        string
+	regmirror  string
+	bin        string // where regsync and crane are (BENCH_BIN), else $PATH
+	tools      []string
+	profiles   []string
+	rtt        time.Duration
+	bandwidth  float64 // bytes per second of the WAN link
+	countDst   bool
+	uploadJobs int
+}
+
 func main() {
 	log.SetFlags(log.Ltime)
-	scale, err := strconv.ParseFloat(env("BENCH_SCALE", "1"), 64)
-	if err != nil || scale <= 0 {
+	var c config
+	var err error
+	c.scale, err = strconv.ParseFloat(env("BENCH_SCALE", "1"), 64)
+	if err != nil || c.scale <= 0 {
 		log.Fatalf("BENCH_SCALE: want a positive number, got %q", os.Getenv("BENCH_SCALE"))
 	}
-	dir := os.Getenv("BENCH_DIR")
-	if dir == "" {
-		if dir, err = os.MkdirTemp("", "regmirror-bench-"); err != nil {
+	if c.rtt, err = time.ParseDuration(env("BENCH_RTT", "40ms")); err != nil || c.rtt < 0 {
+		log.Fatalf("BENCH_RTT: want a duration such as 40ms, got %q", os.Getenv("BENCH_RTT"))
+	}
+	mibps, err := strconv.ParseFloat(env("BENCH_BANDWIDTH", "50"), 64)
+	if err != nil || mibps <= 0 {
+		log.Fatalf("BENCH_BANDWIDTH: want MiB/s, a positive number, got %q", os.Getenv("BENCH_BANDWIDTH"))
+	}
+	c.bandwidth = mibps * mb
+	c.dir = os.Getenv("BENCH_DIR")
+	if c.dir == "" {
+		if c.dir, err = os.MkdirTemp("", "regmirror-bench-"); err != nil {
 			log.Fatal(err)
 		}
 	}
-	regmirror, err := filepath.Abs(env("REGMIRROR", "regmirror"))
-	if err != nil {
+	if c.regmirror, err = filepath.Abs(env("REGMIRROR", "regmirror")); err != nil {
 		log.Fatal(err)
 	}
+	c.bin = os.Getenv("BENCH_BIN")
+	c.countDst = os.Getenv("BENCH_COUNT_TARGET") == "1"
+	c.uploadJobs = 8
 	want := map[string]bool{}
 	for _, w := range strings.Split(env("BENCH_WORKLOADS", "app,big,many"), ",") {
 		want[w] = true
 	}
-	tools := strings.Split(env("BENCH_TOOLS", "skopeo,regmirror"), ",")
+	c.tools = strings.Split(env("BENCH_TOOLS", "regmirror,regsync,crane,skopeo"), ",")
+	c.profiles = strings.Split(env("BENCH_PROFILES", "lan,wan"), ",")
+	for _, p := range c.profiles {
+		if p != "lan" && p != "wan" {
+			log.Fatalf("BENCH_PROFILES: unknown profile %q (lan, wan)", p)
+		}
+	}
 
-	tb := &benchTB{dir: dir}
+	tb := &benchTB{dir: c.dir}
 	var results []workloadResult
 	func() {
 		defer func() {
@@ -214,23 +284,26 @@ func main() {
 				panic(p)
 			}
 		}()
-		for _, w := range workloads(scale) {
+		for _, w := range workloads(c.scale) {
 			if !want[w.name] {
 				continue
 			}
-			results = append(results, benchWorkload(tb, dir, w, tools, regmirror))
+			results = append(results, benchWorkload(tb, c, w)...)
 		}
 	}()
 	tb.runCleanups()
 
 	out, _ := json.MarshalIndent(results, "", "  ")
-	_ = os.WriteFile(filepath.Join(dir, "results.json"), out, 0o644)
-	report(os.Stdout, scale, results)
-	log.Printf("logs and results.json in %s", dir)
+	_ = os.WriteFile(filepath.Join(c.dir, "results.json"), out, 0o644)
+	report(os.Stdout, c, results)
+	log.Printf("logs and results.json in %s", c.dir)
 }
 
-func benchWorkload(tb *benchTB, dir string, w workload, tools []string, regmirror string) workloadResult {
-	res := workloadResult{Name: w.name, Images: len(w.images)}
+// benchWorkload generates one workload into a source registry and runs
+// every tool against it, once per profile: the source read directly (lan)
+// and through the WAN proxy (wan).
+func benchWorkload(tb *benchTB, c config, w workload) []workloadResult {
+	base := workloadResult{Name: w.name, Images: len(w.images)}
 	log.Printf("%s: starting the source registry and generating %d tags", w.name, len(w.images))
 	src := e2e.StartRegistry(tb, e2e.Options{Count: true})
 	defer func() { src.Stop(); _ = os.RemoveAll(src.Dir) }()
@@ -240,65 +313,128 @@ func benchWorkload(tb *benchTB, dir string, w workload, tools []string, regmirro
 	if err := g.push(context.Background(), w); err != nil {
 		tb.Fatalf("generating %s: %v", w.name, err)
 	}
-	res.GenTime, res.Bytes = time.Since(start), g.bytes
-	log.Printf("%s: %d MB of blobs generated in %s", w.name, res.Bytes/1e6, res.GenTime.Round(time.Second))
-	res.Copy, res.Hash, res.HashConc = floor(tb, dir, src.Dir)
+	base.GenTime, base.Bytes = time.Since(start), g.bytes
+	log.Printf("%s: %d MB of blobs generated in %s", w.name, base.Bytes/1e6, base.GenTime.Round(time.Second))
+	base.Copy, base.Hash, base.HashConc = floor(tb, c.dir, src.Dir)
+	base.Upload = uploadFloor(tb, src.Dir, c.uploadJobs)
+	log.Printf("%s: floors: cp %s, sha256sum %s / %s, direct upload to a target %s", w.name, secs(base.Copy), secs(base.Hash), secs(base.HashConc), secs(base.Upload))
 
-	logf, err := os.Create(filepath.Join(dir, w.name+".log"))
+	var out []workloadResult
+	for _, profile := range c.profiles {
+		res := base
+		res.Profile = profile
+		srcHost := src.Host
+		var wan *wanProxy
+		if profile == "wan" {
+			var err error
+			if wan, err = startWAN(src.Host, c.rtt, c.bandwidth, nil); err != nil {
+				tb.Fatalf("WAN proxy: %v", err)
+			}
+			srcHost = wan.Addr()
+			res.WANFloor = time.Duration(float64(res.Bytes) / c.bandwidth * float64(time.Second))
+		}
+		logf, err := os.Create(filepath.Join(c.dir, w.name+"-"+profile+".log"))
+		if err != nil {
+			tb.Fatalf("%v", err)
+		}
+		for _, tool := range c.tools {
+			res.Tools = append(res.Tools, benchTool(tb, c, w, profile, tool, src, srcPID, srcHost, wan, logf))
+		}
+		_ = logf.Close()
+		if wan != nil {
+			wan.Close()
+		}
+		out = append(out, res)
+	}
+	return out
+}
+
+// benchTool runs one tool cold then warm into a fresh target and checks
+// the target.
+func benchTool(tb *benchTB, c config, w workload, profile, tool string, src *e2e.Registry, srcPID int, srcHost string, wan *wanProxy, logf *os.File) toolResult {
+	dst := e2e.StartRegistry(tb, e2e.Options{Count: c.countDst})
+	defer func() { dst.Stop(); _ = os.RemoveAll(dst.Dir) }()
+	dstPID := registryPID(dst.ConfigFile)
+	tr := toolResult{Tool: tool}
+	bin, args := toolCommand(tb, c, w, profile, tool, srcHost, dst.Host)
+	for i, r := range []*run{&tr.Cold, &tr.Warm} {
+		src.ResetCounts()
+		if wan != nil {
+			wan.reset()
+		}
+		log.Printf("%s/%s: %s %s sync", w.name, profile, tool, [...]string{"cold", "warm"}[i])
+		s0, d0, p0 := procCPU(srcPID), procCPU(dstPID), selfCPU()
+		out, err := timed(logf, src.InFlight, bin, args...)
+		if err != nil {
+			tb.Fatalf("%s %s (%s) failed (%v): see %s", tool, w.name, profile, err, logf.Name())
+		}
+		out.SrcCPU, out.DstCPU, out.ProxyCPU = procCPU(srcPID)-s0, procCPU(dstPID)-d0, selfCPU()-p0
+		out.Counts = src.Counts()
+		if c.countDst {
+			out.TargetCounts = dst.Counts()
+			dst.ResetCounts()
+		}
+		if wan != nil {
+			out.WANBytes, _ = wan.down.stats()
+			out.WANConns = wan.conns.Load()
+		}
+		*r = out
+		msg := fmt.Sprintf("%s/%s: %s in %s, peak RSS %d MB, load %.2f→%.2f, source %v", w.name, profile, tool, out.Wall.Round(time.Millisecond), out.MaxRSSKB>>10, out.Load[0], out.Load[1], out.Counts)
+		if c.countDst {
+			msg += fmt.Sprintf(", target %v", out.TargetCounts)
+		}
+		log.Print(msg)
+	}
+	tr.Mismatch = verify(tb, src.BackendHost, dst.BackendHost, w)
+	return tr
+}
+
+// toolCommand is how each tool is asked to copy the workload, with the
+// settings that suit it best.
+func toolCommand(tb *benchTB, c config, w workload, profile, tool, srcHost, dstHost string) (string, []string) {
+	extra := strings.Fields(tool) // "regmirror --jobs 8": a variant
+	cfg := filepath.Join(c.dir, w.name+"-"+profile+"-"+extra[0])
+	switch extra[0] {
+	case "skopeo":
+		writeSkopeoYAML(tb, cfg+".yaml", srcHost, w)
+		return "skopeo", []string{"sync", "--all", "--src", "yaml", "--dest", "docker", "--dest-tls-verify=false", cfg + ".yaml", dstHost}
+	case "regmirror":
+		writeRegmirrorYAML(tb, cfg+".yaml", srcHost, dstHost, w)
+		args := append([]string{"sync", "--config", cfg + ".yaml"}, strings.Fields(os.Getenv("REGMIRROR_ARGS"))...)
+		return c.regmirror, append(args, extra[1:]...)
+	case "regsync":
+		writeRegsyncYAML(tb, cfg+".yaml", srcHost, dstHost, w)
+		return peer(tb, c, "regsync"), append([]string{"once", "-c", cfg + ".yaml"}, extra[1:]...)
+	case "crane":
+		// crane copies one repository per command: a script runs them one
+		// after another, as a user would.
+		var b strings.Builder
+		b.WriteString("set -e\n")
+		crane := strings.Join(append([]string{peer(tb, c, "crane"), "copy", "--insecure", "--all-tags", "-j", "8"}, extra[1:]...), " ")
+		for _, r := range w.repos() {
+			fmt.Fprintf(&b, "%s %s/%s %s/%s\n", crane, srcHost, r, dstHost, path.Base(r))
+		}
+		writeFile(tb, cfg+".sh", b.String())
+		return "sh", []string{cfg + ".sh"}
+	}
+	tb.Fatalf("unknown tool %q (regmirror, regsync, crane, skopeo)", tool)
+	return "", nil
+}
+
+// peer finds regsync or crane: in BENCH_BIN (where run.sh installs them),
+// else on $PATH.
+func peer(tb *benchTB, c config, name string) string {
+	if c.bin != "" {
+		p := filepath.Join(c.bin, name)
+		if _, err := os.Stat(p); err == nil {
+			return p
+		}
+	}
+	p, err := exec.LookPath(name)
 	if err != nil {
-		tb.Fatalf("%v", err)
+		tb.Fatalf("%s not found in BENCH_BIN (%q) or $PATH: run bench/run.sh, which installs it", name, c.bin)
 	}
-	defer logf.Close()
-	for _, tool := range tools {
-		countDst := os.Getenv("BENCH_COUNT_TARGET") == "1"
-		dst := e2e.StartRegistry(tb, e2e.Options{Count: countDst})
-		dstPID := registryPID(dst.ConfigFile)
-		tr := toolResult{Tool: tool}
-		var args []string
-		var bin string
-		extra := strings.Fields(tool) // "regmirror --jobs 8": a variant
-		switch extra[0] {
-		case "skopeo":
-			bin = "skopeo"
-			cfg := filepath.Join(dir, w.name+"-skopeo.yaml")
-			writeSkopeoYAML(tb, cfg, src.Host, w)
-			args = []string{"sync", "--all", "--src", "yaml", "--dest", "docker", "--dest-tls-verify=false", cfg, dst.Host}
-		case "regmirror":
-			bin = regmirror
-			cfg := filepath.Join(dir, w.name+"-regmirror.yaml")
-			writeRegmirrorYAML(tb, cfg, src.Host, dst.Host, w)
-			args = append([]string{"sync", "--config", cfg}, strings.Fields(os.Getenv("REGMIRROR_ARGS"))...)
-			args = append(args, extra[1:]...)
-		default:
-			tb.Fatalf("unknown tool %q", tool)
-		}
-		for i, r := range []*run{&tr.Cold, &tr.Warm} {
-			src.ResetCounts()
-			log.Printf("%s: %s %s sync", w.name, tool, [...]string{"cold", "warm"}[i])
-			s0, d0, p0 := procCPU(srcPID), procCPU(dstPID), selfCPU()
-			out, err := timed(logf, bin, args...)
-			if err != nil {
-				tb.Fatalf("%s %s failed (%v): see %s", tool, w.name, err, logf.Name())
-			}
-			out.SrcCPU, out.DstCPU, out.ProxyCPU = procCPU(srcPID)-s0, procCPU(dstPID)-d0, selfCPU()-p0
-			out.Counts = src.Counts()
-			if countDst {
-				out.TargetCounts = dst.Counts()
-				dst.ResetCounts()
-			}
-			*r = out
-			msg := fmt.Sprintf("%s: %s in %s, peak RSS %d MB, source %v", w.name, tool, out.Wall.Round(time.Millisecond), out.MaxRSSKB>>10, out.Counts)
-			if countDst {
-				msg += fmt.Sprintf(", target %v", out.TargetCounts)
-			}
-			log.Print(msg)
-		}
-		tr.Mismatch = verify(tb, src.BackendHost, dst.BackendHost, w)
-		dst.Stop()
-		_ = os.RemoveAll(dst.Dir)
-		res.Tools = append(res.Tools, tr)
-	}
-	return res
+	return p
 }
 
 // verify compares every tag's digest at the target with the source's
@@ -404,60 +540,48 @@ func writeRegmirrorYAML(tb *benchTB, file, srcHost, dstHost string, w workload) 
 	writeFile(tb, file, b.String())
 }
 
+// writeRegsyncYAML is a regsync config with one repository sync per
+// source repository, 8 images in parallel and 8 requests in flight per
+// registry (its default is 3), TLS off on both loopback registries.
+func writeRegsyncYAML(tb *benchTB, file, srcHost, dstHost string, w workload) {
+	var b strings.Builder
+	fmt.Fprintf(&b, "version: 1\ncreds:\n")
+	for _, h := range []string{srcHost, dstHost} {
+		fmt.Fprintf(&b, "  - registry: %s\n    tls: disabled\n    reqConcurrent: 8\n", h)
+	}
+	fmt.Fprintf(&b, "defaults:\n  parallel: 8\n  skipDockerConfig: true\nsync:\n")
+	for _, r := range w.repos() {
+		fmt.Fprintf(&b, "  - source: %s/%s\n    target: %s/%s\n    type: repository\n", srcHost, r, dstHost, path.Base(r))
+	}
+	writeFile(tb, file, b.String())
+}
+
 func secs(d time.Duration) string { return fmt.Sprintf("%.2f s", d.Seconds()) }
 
-func report(out io.Writer, scale float64, results []workloadResult) {
-	fmt.Fprintf(out, "\n## Results (BENCH_SCALE=%g, %s, %d CPUs)\n\n", scale, time.Now().UTC().Format(time.RFC3339), runtime.NumCPU())
-	fmt.Fprintln(out, "| workload | tool | cold | warm | GET manifest cold/warm | GET blob cold/warm | HEAD cold/warm | tag list cold/warm | peak RSS cold/warm | load avg | target ok |")
-	fmt.Fprintln(out, "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|")
-	for _, w := range results {
-		for _, t := range w.Tools {
-			c, m := t.Cold.Counts, t.Warm.Counts
-			heads := func(x map[string]int) int { return x["manifest HEAD"] + x["blob HEAD"] }
-			ok := "yes"
-			if t.Mismatch > 0 {
-				ok = fmt.Sprintf("%d tags differ", t.Mismatch)
-			}
-			fmt.Fprintf(out, "| %s | %s | %s | %s | %d / %d | %d / %d | %d / %d | %d / %d | %.1f / %.1f MB | %.2f→%.2f | %s |\n",
-				w.Name, t.Tool, secs(t.Cold.Wall), secs(t.Warm.Wall),
-				c["manifest GET"], m["manifest GET"], c["blob GET"], m["blob GET"], heads(c), heads(m), c["tags list"], m["tags list"],
-				float64(t.Cold.MaxRSSKB)/1024, float64(t.Warm.MaxRSSKB)/1024, t.Cold.Load[0], t.Warm.Load[1], ok)
+// uploadFloor is the target registry's floor: a fresh docker-registry
+// receives every blob file of the source's storage straight from this
+// process, jobs at once, each as one monolithic upload (POST, then a PUT
+// carrying the file). No tool can copy the workload into such a registry
+// faster than it hashes and writes these bytes.
+func uploadFloor(tb *benchTB, storage string, jobs int) time.Duration {
+	var files []string
+	_ = filepath.Walk(filepath.Join(storage, "docker", "registry", "v2", "blobs"), func(p string, fi os.FileInfo, err error) error {
+		if err == nil && fi.Mode().IsRegular() && fi.Name() == "data" {
+			files = append(files, p)
 		}
+		return nil
+	})
+	dst := e2e.StartRegistry(tb, e2e.Options{})
+	defer func() { dst.Stop(); _ = os.RemoveAll(dst.Dir) }()
+	g := newGenerator(dst.Host)
+	start := time.Now()
+	eg, ctx := errgroup.WithContext(context.Background())
+	eg.SetLimit(jobs)
+	for _, f := range files {
+		eg.Go(func() error { return g.putFile(ctx, "floor/blobs", f, "sha256:"+filepath.Base(filepath.Dir(f))) })
 	}
-	fmt.Fprint(out, "\n### Where the time goes: CPU seconds during each run\n\n")
-	fmt.Fprintln(out, "| workload | tool | run | wall | tool CPU | source registry CPU | target registry CPU | counting proxy CPU |")
-	fmt.Fprintln(out, "|---|---|---|---:|---:|---:|---:|---:|")
-	for _, w := range results {
-		for _, t := range w.Tools {
-			for i, r := range []run{t.Cold, t.Warm} {
-				fmt.Fprintf(out, "| %s | %s | %s | %s | %.2f | %.2f | %.2f | %.2f |\n", w.Name, t.Tool, [...]string{"cold", "warm"}[i], secs(r.Wall), r.CPU, r.SrcCPU, r.DstCPU, r.ProxyCPU)
-			}
-		}
+	if err := eg.Wait(); err != nil {
+		tb.Fatalf("direct upload: %v", err)
 	}
-	fmt.Fprintln(out, "\n| workload | images | blob MB | cold ratio regmirror/skopeo (best runs) | warm ratio (best runs) | floor: cp | floor: sha256sum (1 core / all cores) |")
-	fmt.Fprintln(out, "|---|---:|---:|---:|---:|---:|---:|")
-	for _, w := range results {
-		// With a tool listed more than once (BENCH_TOOLS=skopeo,regmirror,
-		// skopeo,regmirror), each side's best run is compared: other work
-		// on the machine only ever makes a run slower.
-		best := func(tool string, pick func(toolResult) time.Duration) time.Duration {
-			var b time.Duration
-			for _, t := range w.Tools {
-				if d := pick(t); t.Tool == tool && (b == 0 || d < b) {
-					b = d
-				}
-			}
-			return b
-		}
-		coldOf := func(t toolResult) time.Duration { return t.Cold.Wall }
-		warmOf := func(t toolResult) time.Duration { return t.Warm.Wall }
-		cold, warm := "–", "–"
-		if sk, rm := best("skopeo", coldOf), best("regmirror", coldOf); sk > 0 && rm > 0 {
-			cold = fmt.Sprintf("%.3f (%s / %s)", rm.Seconds()/sk.Seconds(), secs(rm), secs(sk))
-		}
-		if sk, rm := best("skopeo", warmOf), best("regmirror", warmOf); sk > 0 && rm > 0 {
-			warm = fmt.Sprintf("%.3f (%s / %s)", rm.Seconds()/sk.Seconds(), secs(rm), secs(sk))
-		}
-		fmt.Fprintf(out, "| %s | %d | %d | %s | %s | %s | %s / %s |\n", w.Name, w.Images, w.Bytes/1e6, cold, warm, secs(w.Copy), secs(w.Hash), secs(w.HashConc))
-	}
+	return time.Since(start)
 }

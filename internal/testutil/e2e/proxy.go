@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -19,9 +20,10 @@ type countingProxy struct {
 	srv *http.Server
 	tr  *http.Transport
 
-	mu     sync.Mutex
-	counts map[string]int
-	reqs   []string
+	mu       sync.Mutex
+	counts   map[string]int
+	reqs     []string
+	inflight atomic.Int64
 }
 
 func newCountingProxy(ln net.Listener, r *Registry) (*countingProxy, error) {
@@ -41,6 +43,8 @@ func newCountingProxy(ln net.Listener, r *Registry) (*countingProxy, error) {
 	p.srv = &http.Server{
 		Handler: http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 			p.record(req)
+			p.inflight.Add(1)
+			defer p.inflight.Add(-1)
 			rp.ServeHTTP(w, req)
 		}),
 		ReadHeaderTimeout: 30 * time.Second,

@@ -158,6 +158,10 @@ func (r *Registry) Counts() map[string]int { return r.mustProxy("Counts").snapsh
 // It panics when the registry was started without Count.
 func (r *Registry) Requests() []string { return r.mustProxy("Requests").snapshotRequests() }
 
+// InFlight is how many requests the counting proxy is forwarding right now
+// (a benchmark samples it to see a client's concurrency over time).
+func (r *Registry) InFlight() int { return int(r.mustProxy("InFlight").inflight.Load()) }
+
 // ResetCounts forgets every request counted so far.
 func (r *Registry) ResetCounts() { r.mustProxy("ResetCounts").reset() }
 
