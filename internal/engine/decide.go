@@ -163,6 +163,10 @@ type observeOptions struct {
 	// fetchIndex fetches the index of a platform mapping that is not in
 	// the platform cache (a pull): a sync must, a plan only with Bytes.
 	fetchIndex bool
+	// fetchMissing (a sync) asks the target first, and when it lacks a
+	// tag fetches the source's manifest straight away: the source's HEAD
+	// would only say what the GET is about to say.
+	fetchMissing bool
 }
 
 // observe asks the target and the source what decide needs to know about
@@ -170,10 +174,7 @@ type observeOptions struct {
 // platform's image, to copy or measure), or nil.
 func (e *Engine) observe(ctx context.Context, j *job, o observeOptions) (decision, *registry.Artifact, error) {
 	m := j.mapping
-	// The target is asked at once, alongside the source: a run with
-	// nothing to do is two HEADs per tag, and this halves its latency.
-	target := make(chan targetView, 1)
-	go func() {
+	headTarget := func() targetView {
 		d, err := j.dst.Head(ctx, m.To, j.ref.Target())
 		if err != nil && !errors.Is(err, registry.ErrNotFound) {
 			err = fmt.Errorf("target %s: %w", j.dstR, err)
@@ -182,10 +183,32 @@ func (e *Engine) observe(ctx context.Context, j *job, o observeOptions) (decisio
 		if err == nil && len(m.Platforms) > 0 && d.MediaType.IsIndex() {
 			tv.index, tv.err = targetIndex(ctx, j)
 		}
-		target <- tv
-	}()
-
+		return tv
+	}
 	s := sourceView{pinned: j.ref.Digest}
+	target := make(chan targetView, 1)
+	if o.fetchMissing && s.pinned == "" && m.Platform == nil && len(m.Platforms) == 0 {
+		// A sync of a tag asks the target first (usually the near side).
+		// A tag it lacks costs the source one GET and no HEAD.
+		t := headTarget()
+		if errors.Is(t.err, registry.ErrNotFound) {
+			art, err := e.fetch(ctx, j)
+			if err != nil {
+				s.headErr = fmt.Errorf("source %s: %w", j.srcR, err)
+			} else {
+				s.head = &art.Desc
+			}
+			d, err := decide(s, t, m)
+			return d, art, err
+		}
+		target <- t
+	} else {
+		// The target is asked at once, alongside the source: a plan
+		// with nothing to do is two HEADs per tag, and this halves its
+		// latency.
+		go func() { target <- headTarget() }()
+	}
+
 	// A subset mapping asks about a pinned digest too: only the source
 	// says whether it is an index, to cut, or an image, to copy as is.
 	if s.pinned == "" || o.headPinned || len(m.Platforms) > 0 {

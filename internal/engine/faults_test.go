@@ -240,11 +240,11 @@ func TestFault429RetryAfterIsHonoured(t *testing.T) {
 	}
 }
 
-// Row 5: the target resets the connection in the middle of an upload; the
-// upload is retried and succeeds.
+// Row 5: the target resets the connection in the middle of an upload (the
+// PUT carrying the blob); the upload is retried and succeeds.
 func TestFaultConnectionResetDuringUploadIsRetried(t *testing.T) {
 	r := newRig(t)
-	rule := r.dp.Inject(faultproxy.Match{Method: http.MethodPatch, Kind: regtest.KindBlobUpload, Repo: "a"}, 1, faultproxy.Reset())
+	rule := r.dp.Inject(faultproxy.Match{Method: http.MethodPut, Kind: regtest.KindBlobUpload, Repo: "a"}, 1, faultproxy.Reset())
 	rep := r.run(t)
 	mustHit(t, r.dp, rule, 1)
 	r.check(t, rep)
@@ -277,13 +277,13 @@ func TestFaultStalledSourceTimesOut(t *testing.T) {
 
 // Row 7: bearer tokens live one second (expires_in: 1) and are revoked in
 // the middle of the run, at the source before a blob download and at the
-// target before an upload's PATCH (a request with a body); the client
+// target before an upload's PUT (a request with a body); the client
 // fetches new tokens and succeeds.
 func TestFaultExpiredTokenReauthenticates(t *testing.T) {
 	auth := []regtest.Option{regtest.WithTokenAuth("alice", "s3cret"), regtest.WithTokenExpiry(time.Second)}
 	r := newRigWith(t, auth, auth)
 	pull := r.sp.Inject(faultproxy.Match{Kind: regtest.KindBlobGet, Repo: "a"}, 1, faultproxy.Before("expire source tokens", r.src.ExpireTokens))
-	push := r.dp.Inject(faultproxy.Match{Method: http.MethodPatch, Kind: regtest.KindBlobUpload, Repo: "b"}, 1, faultproxy.Before("expire target tokens", r.dst.ExpireTokens))
+	push := r.dp.Inject(faultproxy.Match{Method: http.MethodPut, Kind: regtest.KindBlobUpload, Repo: "b"}, 1, faultproxy.Before("expire target tokens", r.dst.ExpireTokens))
 	rep := r.run(t)
 	mustHit(t, r.sp, pull, 1)
 	mustHit(t, r.dp, push, 1)
@@ -309,11 +309,12 @@ func TestFaultExpiredTokenReauthenticates(t *testing.T) {
 func TestFaultTagVanishesAfterListing(t *testing.T) {
 	r := newRig(t)
 	gone := faultproxy.Status(http.StatusNotFound, "MANIFEST_UNKNOWN")
-	head := r.sp.Inject(faultproxy.Match{Kind: regtest.KindManifestHead, Repo: "a"}, 0, gone)
-	r.sp.Inject(faultproxy.Match{Kind: regtest.KindManifestGet, Repo: "a"}, 0, gone)
+	r.sp.Inject(faultproxy.Match{Kind: regtest.KindManifestHead, Repo: "a"}, 0, gone)
+	get := r.sp.Inject(faultproxy.Match{Kind: regtest.KindManifestGet, Repo: "a"}, 0, gone)
 	// A regex selection, so the tag list is read first and names the tag.
 	rep := r.runTags(t, "regex: ^1$")
-	mustHit(t, r.sp, head, 1)
+	// The target lacks the tag, so the source is asked with a GET.
+	mustHit(t, r.sp, get, 1)
 	if n := r.sp.Count(faultproxy.Match{Kind: regtest.KindTagsList, Repo: "a"}); n == 0 {
 		t.Fatal("tags of a were never listed")
 	}
@@ -322,8 +323,8 @@ func TestFaultTagVanishesAfterListing(t *testing.T) {
 		t.Errorf("error is not a not-found: %v", res["a"].Err)
 	}
 	// Not found is permanent: asked once, not retried.
-	if n := r.sp.Count(faultproxy.Match{Kind: regtest.KindManifestHead, Repo: "a"}); n != 1 {
-		t.Errorf("%d HEADs of the vanished tag, want 1 (not found is not retried)", n)
+	if n := r.sp.Count(faultproxy.Match{Kind: regtest.KindManifestGet, Repo: "a"}); n != 1 {
+		t.Errorf("%d GETs of the vanished tag, want 1 (not found is not retried)", n)
 	}
 }
 

@@ -18,6 +18,7 @@ import (
 // peak. Blob GETs are slowed a little so parallel requests overlap.
 type inFlight struct {
 	now, peak, total atomic.Int32
+	slowHeads        bool // manifest HEADs are slowed too
 }
 
 func (f *inFlight) middleware(next http.Handler) http.Handler {
@@ -31,7 +32,7 @@ func (f *inFlight) middleware(next http.Handler) http.Handler {
 				break
 			}
 		}
-		if kind, _, _ := regtest.Classify(r.Method, r.URL); kind == regtest.KindBlobGet || kind == regtest.KindBlobUpload {
+		if kind, _, _ := regtest.Classify(r.Method, r.URL); kind == regtest.KindBlobGet || kind == regtest.KindBlobUpload || (f.slowHeads && kind == regtest.KindManifestHead) {
 			time.Sleep(20 * time.Millisecond)
 		}
 		next.ServeHTTP(w, r)
@@ -145,5 +146,41 @@ func TestRequestCapCopyWithinOneRegistry(t *testing.T) {
 	t.Logf("peak %d requests at once", f.peak.Load())
 	if p := f.peak.Load(); p > 2 {
 		t.Errorf("%d requests at once: a streamed blob may add its upload to the cap of 1, nothing more", p)
+	}
+}
+
+// TestWarmChecksGoWiderThanJobsButHonourTheCap: a warm run is nothing but
+// HEADs, and they go out wider than --jobs (CheckFactor times); a
+// max-concurrent-requests of 1 (Nexus) still holds them to one at a time.
+func TestWarmChecksGoWiderThanJobsButHonourTheCap(t *testing.T) {
+	t.Parallel()
+	const jobs, n = 2, 16
+	warmPeak := func(srcCap int) int32 {
+		sf := &inFlight{slowHeads: true}
+		src := regtest.New(t, regtest.WithMiddleware(sf.middleware))
+		dst := regtest.New(t)
+		base := imagegen.Layer(5, 256)
+		for i := range n {
+			imagegen.Push(t, src.Ref(fmt.Sprintf("app:v%d", i)), imagegen.Image(uint64(300+i), 1, 128, base))
+		}
+		ep := plain(src)
+		ep.MaxConcurrentRequests = srcCap
+		task := engine.Task{Name: "warm", Source: ep, Target: plain(dst), Mappings: []engine.Mapping{{From: "app", To: "app"}}}
+		for i, want := range []engine.Status{engine.Copied, engine.Skipped} {
+			if i == 1 {
+				sf.peak.Store(0)
+			}
+			rep := engine.New(engine.Options{Jobs: jobs}).Run(ctx(t), []engine.Task{task})
+			if rep.Failed() != 0 || len(rep.Results) != n || rep.Results[0].Status != want {
+				t.Fatalf("run %d: %+v", i, rep.Results)
+			}
+		}
+		return sf.peak.Load()
+	}
+	if p := warmPeak(0); p <= jobs {
+		t.Errorf("uncapped warm run: at most %d requests at the source at once, want more than --jobs (%d)", p, jobs)
+	}
+	if p := warmPeak(1); p != 1 {
+		t.Errorf("warm run capped at 1: %d requests at the source at once", p)
 	}
 }

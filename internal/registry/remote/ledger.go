@@ -2,14 +2,17 @@ package remote
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"net/url"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/partial"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
 	"github.com/regmirror/regmirror/internal/registry"
@@ -23,7 +26,9 @@ import (
 //   - the same digest is never uploaded twice at once: a second push of it
 //     waits for the first and then mounts;
 //   - a push that fails cancels the upload sessions it opened, so nothing
-//     half-written is left behind.
+//     half-written is left behind;
+//   - a blob of known digest and size is uploaded monolithically: POST,
+//     then one PUT carrying the body (see monolithic).
 //
 // It learns by watching the target's responses (ledgerTransport): a blob
 // HEAD that answers 200, a mount that answers 201 and an upload whose final
@@ -33,6 +38,14 @@ type ledger struct {
 	known    map[string]string            // digest -> a repository that holds it
 	inflight map[string]*claim            // digest -> the push uploading it now
 	sessions map[*owner]map[string]string // upload path -> URL to DELETE
+	// pending are upload sessions opened for a known digest (POST
+	// ?mount=DIGEST answered 202) that no PATCH has used yet; committed
+	// are those whose body a monolithic PUT already carried, waiting for
+	// go-containerregistry's closing PUT. Both: upload path -> digest.
+	pending, committed map[string]string
+	// chunked is set when the registry refused a monolithic PUT as
+	// unsupported: its uploads go as go-containerregistry sends them.
+	chunked atomic.Bool
 }
 
 // owner identifies one Push; its pointer travels in the request context.
@@ -62,7 +75,8 @@ type claim struct {
 type ownerKey struct{}
 
 func newLedger() *ledger {
-	return &ledger{known: map[string]string{}, inflight: map[string]*claim{}, sessions: map[*owner]map[string]string{}}
+	return &ledger{known: map[string]string{}, inflight: map[string]*claim{}, sessions: map[*owner]map[string]string{},
+		pending: map[string]string{}, committed: map[string]string{}}
 }
 
 func ownerOf(ctx context.Context) *owner {
@@ -245,6 +259,9 @@ func (t *ledgerTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 		t.l.begin(o)
 		defer t.l.end(o)
 	}
+	if resp, ok, err := t.monolithic(req); ok {
+		return resp, err
+	}
 	resp, err := t.inner.RoundTrip(req)
 	if err != nil {
 		return resp, err
@@ -274,11 +291,108 @@ func (t *ledgerTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 		if resp.StatusCode == http.StatusAccepted {
 			if loc, err := resp.Location(); err == nil {
 				next = loc
+				if req.Method == http.MethodPost && d != "" {
+					t.l.pend(loc.Path, d)
+				}
 			}
 		}
 		t.l.session(o, done, next)
 	}
 	return resp, nil
+}
+
+func (l *ledger) pend(path, d string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.pending[path] = d
+}
+
+// take removes and returns the digest m holds for path.
+func (l *ledger) take(m map[string]string, path string) (string, bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	d, ok := m[path]
+	delete(m, path)
+	return d, ok
+}
+
+// monolithic uploads a blob in one request instead of
+// go-containerregistry's two. It sends PATCH (the body) and then PUT
+// ?digest= (empty) to the session its POST opened; the distribution spec
+// also lets the PUT carry the body itself, which saves a round trip per
+// blob. So when a PATCH with a known length goes to a session opened for
+// a known digest, it is sent as that PUT, streaming the same body (never
+// buffered), and go-containerregistry is told "202, go on"; its own PUT
+// that follows is then answered here with the 201 the registry already
+// gave. ok reports that the request was handled here.
+func (t *ledgerTransport) monolithic(req *http.Request) (*http.Response, bool, error) {
+	path := req.URL.Path
+	switch {
+	case req.Method == http.MethodPut && req.ContentLength == 0 && strings.Contains(path, "/blobs/uploads/"):
+		d, ok := t.l.take(t.l.committed, path)
+		if !ok || req.URL.Query().Get("digest") != d {
+			return nil, false, nil
+		}
+		h := http.Header{"Docker-Content-Digest": {d}, "Content-Length": {"0"}}
+		if repo, ok := repoOf(path, "/blobs/uploads/"); ok {
+			h.Set("Location", "/v2/"+repo+"/blobs/"+d)
+		}
+		return synthetic(req, http.StatusCreated, h), true, nil
+	case req.Method != http.MethodPatch || req.ContentLength <= 0 || req.Body == nil || t.l.chunked.Load():
+		return nil, false, nil
+	}
+	d, ok := t.l.take(t.l.pending, path)
+	if !ok {
+		return nil, false, nil
+	}
+	put := req.Clone(req.Context())
+	put.Method = http.MethodPut
+	q := put.URL.Query()
+	q.Set("digest", d)
+	put.URL.RawQuery = q.Encode()
+	resp, err := t.inner.RoundTrip(put)
+	if err != nil {
+		return nil, true, err
+	}
+	switch resp.StatusCode {
+	case http.StatusCreated:
+	case http.StatusMethodNotAllowed, http.StatusNotImplemented:
+		// Not for this registry: from now on its uploads are chunked,
+		// and this one goes as the PATCH it was, with a fresh body (or,
+		// if there is none, fails and is retried chunked).
+		t.l.chunked.Store(true)
+		if req.GetBody == nil {
+			return resp, true, nil
+		}
+		_ = resp.Body.Close()
+		body, err := req.GetBody()
+		if err != nil {
+			return nil, true, err
+		}
+		again := req.Clone(req.Context())
+		again.Body = body
+		resp, err := t.RoundTrip(again)
+		return resp, true, err
+	default:
+		return resp, true, nil // the PATCH failed, as far as the push can tell
+	}
+	_ = resp.Body.Close()
+	repo, _ := repoOf(path, "/blobs/uploads/")
+	t.l.learn(d, repo)
+	if o := ownerOf(req.Context()); o != nil {
+		t.l.session(o, path, nil) // nothing left open
+	}
+	t.l.mu.Lock()
+	t.l.committed[path] = d
+	t.l.mu.Unlock()
+	// go-containerregistry PUTs ?digest= to the Location it is given:
+	// the session's own URL, which the next call answers.
+	return synthetic(req, http.StatusAccepted, http.Header{"Location": {req.URL.String()}, "Range": {fmt.Sprintf("0-%d", req.ContentLength-1)}, "Content-Length": {"0"}}), true, nil
+}
+
+func synthetic(req *http.Request, status int, h http.Header) *http.Response {
+	return &http.Response{Status: fmt.Sprintf("%d %s", status, http.StatusText(status)), StatusCode: status, Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
+		Header: h, Body: http.NoBody, Request: req}
 }
 
 // mountable wraps an artifact for pushing to repo so that each layer waits
@@ -339,6 +453,17 @@ func (i wrappedImage) Layers() ([]v1.Layer, error) {
 		out[n] = i.w.layer(l)
 	}
 	return out, nil
+}
+
+// ConfigLayer makes the config blob mountable too, so that its upload
+// session is opened for a known digest (POST ?mount=) and it can be
+// uploaded monolithically.
+func (i wrappedImage) ConfigLayer() (v1.Layer, error) {
+	cl, err := partial.ConfigLayer(i.Image)
+	if err != nil {
+		return nil, err
+	}
+	return i.w.layer(cl), nil
 }
 
 func (i wrappedImage) LayerByDigest(h v1.Hash) (v1.Layer, error) {

@@ -66,6 +66,7 @@ type Hosts struct {
 	gate   chan struct{}
 	hosts  sync.Map // host -> *hostState
 	limits sync.Map // host -> *hostLimit (per-registry request caps)
+	pings  pings    // host -> its answer to /v2/
 }
 
 // Pulls returns, per host, how many manifests were fetched with GET: what
@@ -120,6 +121,7 @@ type hostState struct {
 	mu           sync.Mutex
 	blockedUntil time.Time
 	known        bool
+	probed       bool // the allowance was read before a first pull
 	limit        int
 	remaining    int
 	pulls        int
@@ -246,6 +248,29 @@ func (t *hostsTransport) lowRemainingWait(req *http.Request, st *hostState) erro
 	if t.policy.MinRemaining <= 0 || !isPull(req) {
 		return nil
 	}
+	probe := func() (bool, error) {
+		head := req.Clone(req.Context())
+		head.Method = http.MethodHead
+		head.Body, head.GetBody, head.ContentLength = nil, nil, 0
+		resp, err := t.inner.RoundTrip(head)
+		if err != nil {
+			return false, err
+		}
+		resp.Body.Close()
+		return t.observe(st, resp), nil
+	}
+	st.mu.Lock()
+	first := !st.known && !st.probed
+	st.probed = true
+	st.mu.Unlock()
+	if first {
+		// No reading yet (a sync's first request to a host may be a
+		// GET): a free HEAD of the same thing reads the allowance
+		// before the first pull spends it.
+		if ok, err := probe(); err != nil || !ok {
+			return err
+		}
+	}
 	for {
 		st.mu.Lock()
 		low := st.known && st.remaining < t.policy.MinRemaining
@@ -259,16 +284,8 @@ func (t *hostsTransport) lowRemainingWait(req *http.Request, st *hostState) erro
 		if err := waitUntil(req.Context(), time.Now().Add(t.policy.Wait)); err != nil {
 			return err
 		}
-		head := req.Clone(req.Context())
-		head.Method = http.MethodHead
-		head.Body, head.GetBody, head.ContentLength = nil, nil, 0
-		resp, err := t.inner.RoundTrip(head)
-		if err != nil {
-			return err
-		}
-		resp.Body.Close()
-		if !t.observe(st, resp) {
-			return nil // the host no longer reports a limit: go ahead
+		if ok, err := probe(); err != nil || !ok {
+			return err // !ok: the host no longer reports a limit, go ahead
 		}
 	}
 }

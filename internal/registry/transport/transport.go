@@ -144,6 +144,7 @@ func New(e Config, h *Hosts, mid func(http.RoundTripper) http.RoundTripper) (htt
 	// holds no slot; only requests on the wire do.
 	rt = &limitTransport{inner: rt, m: h}
 	rt = &hostsTransport{inner: rt, m: h, policy: e.RateLimit}
+	rt = &pingTransport{inner: rt, m: h}
 	if mid != nil {
 		rt = mid(rt)
 	}
