@@ -163,9 +163,12 @@ type observeOptions struct {
 	// fetchIndex fetches the index of a platform mapping that is not in
 	// the platform cache (a pull): a sync must, a plan only with Bytes.
 	fetchIndex bool
-	// fetchMissing (a sync) asks the target first, and when it lacks a
-	// tag fetches the source's manifest straight away: the source's HEAD
-	// would only say what the GET is about to say.
+	// fetchMissing (a sync) asks the target first about a tag the
+	// source's tag list named, and when the target lacks it fetches the
+	// source's manifest straight away: the source's HEAD would only say
+	// what the GET is about to say. (A tag named in the configuration
+	// but never listed may not exist: its HEAD costs no pull, a GET
+	// would, on every run.)
 	fetchMissing bool
 }
 
@@ -187,7 +190,7 @@ func (e *Engine) observe(ctx context.Context, j *job, o observeOptions) (decisio
 	}
 	s := sourceView{pinned: j.ref.Digest}
 	target := make(chan targetView, 1)
-	if o.fetchMissing && s.pinned == "" && m.Platform == nil && len(m.Platforms) == 0 {
+	if o.fetchMissing && j.listed && s.pinned == "" && m.Platform == nil && len(m.Platforms) == 0 {
 		// A sync of a tag asks the target first (usually the near side).
 		// A tag it lacks costs the source one GET and no HEAD.
 		t := headTarget()

@@ -370,6 +370,8 @@ type job struct {
 	// mapping that failed before its repositories were).
 	srcRepo, dstRepo string
 	preResolved      error // set when the job failed before it started
+	// listed: the source's tag list named the tag, so it exists there.
+	listed bool
 	// copies holds a slot per image being copied in this run (capacity
 	// Jobs): a job takes one only once it knows the image needs copying.
 	copies chan struct{}
@@ -663,6 +665,10 @@ func (e *Engine) expandRepo(ctx context.Context, base job) ([]job, *expandedRepo
 	}
 	selected := tags.Select(available)
 	jobs := make([]job, 0, len(selected))
+	inList := make(map[string]bool, len(available))
+	for _, a := range available {
+		inList[a] = true
+	}
 	for i, s := range selected {
 		j := base
 		j.order[3] = i
@@ -670,6 +676,7 @@ func (e *Engine) expandRepo(ctx context.Context, base job) ([]job, *expandedRepo
 		if err != nil {
 			j.preResolved = err
 		}
+		j.listed = inList[s]
 		j.srcR = src.Ref(m.From, j.ref.Source())
 		j.dstR = refOf(dst, m.To, j.ref.Target())
 		jobs = append(jobs, j)
