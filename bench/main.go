@@ -289,14 +289,25 @@ func main() {
 				continue
 			}
 			results = append(results, benchWorkload(tb, c, w)...)
+			// What is done so far, in case a long run is stopped.
+			save(c, results)
 		}
 	}()
 	tb.runCleanups()
 
-	out, _ := json.MarshalIndent(results, "", "  ")
-	_ = os.WriteFile(filepath.Join(c.dir, "results.json"), out, 0o644)
+	save(c, results)
 	report(os.Stdout, c, results)
 	log.Printf("logs and results.json in %s", c.dir)
+}
+
+// save writes results.json and report.md into the work directory.
+func save(c config, results []workloadResult) {
+	out, _ := json.MarshalIndent(results, "", "  ")
+	_ = os.WriteFile(filepath.Join(c.dir, "results.json"), out, 0o644)
+	if f, err := os.Create(filepath.Join(c.dir, "report.md")); err == nil {
+		report(f, c, results)
+		_ = f.Close()
+	}
 }
 
 // benchWorkload generates one workload into a source registry and runs

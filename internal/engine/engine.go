@@ -375,6 +375,9 @@ type job struct {
 	// copies holds a slot per image being copied in this run (capacity
 	// Jobs): a job takes one only once it knows the image needs copying.
 	copies chan struct{}
+	// copying is set once the job took a copy slot: from then on an
+	// interrupt cuts it, before then it was not started.
+	copying bool
 }
 
 // CheckFactor is how many more images are checked (HEADs) than copied at
@@ -383,17 +386,24 @@ type job struct {
 // (max-concurrent-requests) still bound every request.
 const CheckFactor = 4
 
-// copySlot waits for one of the run's copy slots (Options.Jobs of them);
-// the returned func gives it back.
-func (j *job) copySlot(ctx context.Context) (func(), error) {
-	if j.copies == nil {
-		return func() {}, nil
+// copySlot waits for one of the run's copy slots (Options.Jobs of them),
+// once per job: Run gives it back when the job's result is reported, so a
+// run cancelled from OnResult starts no further copy.
+func (j *job) copySlot(ctx context.Context) error {
+	if j.copying || j.copies == nil {
+		j.copying = true
+		return nil
 	}
 	select {
 	case j.copies <- struct{}{}:
-		return func() { <-j.copies }, nil
+		if err := ctx.Err(); err != nil {
+			<-j.copies // cancelled while waiting: not started
+			return err
+		}
+		j.copying = true
+		return nil
 	case <-ctx.Done():
-		return nil, ctx.Err()
+		return ctx.Err()
 	}
 }
 
@@ -427,6 +437,9 @@ func (e *Engine) Run(ctx context.Context, tasks []Task) *Report {
 			results[i] = e.runJob(ctx, &jobs[i])
 			if e.onResult != nil {
 				e.onResult(results[i])
+			}
+			if jobs[i].copying && jobs[i].copies != nil {
+				<-jobs[i].copies
 			}
 			return nil
 		})
@@ -725,6 +738,12 @@ func (e *Engine) runJob(ctx context.Context, j *job) Result {
 	if j.mapping.Referrers {
 		attrs = append(attrs, "attachments", r.Attachments)
 	}
+	if err != nil && ctx.Err() != nil && !j.copying {
+		// Cancelled while only being checked (checks run wider than
+		// copies): nothing was written, the image was not started.
+		r.Status, r.Err = NotStarted, nil
+		return r
+	}
 	if err != nil && ctx.Err() != nil {
 		// Cut by the run's end, not failed: say so once, without the
 		// "context canceled" that would read like a fault.
@@ -815,12 +834,10 @@ func (e *Engine) syncManifest(ctx context.Context, j *job) (Status, string, int6
 			want = got
 		}
 	}
-	release, err := j.copySlot(ctx)
-	if err != nil {
+	if err := j.copySlot(ctx); err != nil {
 		return "", want, 0, fmt.Errorf("copying %s to %s: %w", j.srcR, j.dstR, err)
 	}
 	n, err := j.dst.Push(ctx, m.To, j.ref.Target(), art)
-	release()
 	if err != nil {
 		return "", want, n, fmt.Errorf("copying %s to %s: %w", j.srcR, j.dstR, err)
 	}
@@ -839,11 +856,9 @@ func refOf(s registry.Store, repo, ref string) string {
 // pullImage reads one image from the source in full and discards it,
 // verifying every digest. It returns the bytes read.
 func (e *Engine) pullImage(ctx context.Context, j *job) (Status, string, int64, error) {
-	release, err := j.copySlot(ctx)
-	if err != nil {
+	if err := j.copySlot(ctx); err != nil {
 		return "", "", 0, fmt.Errorf("pulling %s: %w", j.srcR, err)
 	}
-	defer release()
 	a, err := j.src.Fetch(ctx, j.mapping.From, j.ref.Source())
 	if err != nil {
 		return "", "", 0, fmt.Errorf("source %s: %w", j.srcR, err)

@@ -122,7 +122,8 @@ func TestMonolithicRefusedFallsBackToChunked(t *testing.T) {
 	var refused atomic.Int32
 	chunkedOnly := func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			if r.Method == http.MethodPut && strings.Contains(r.URL.Path, "/blobs/uploads/") && r.ContentLength > 0 {
+			// A PUT with a body: a length, or chunked (-1).
+			if r.Method == http.MethodPut && strings.Contains(r.URL.Path, "/blobs/uploads/") && r.ContentLength != 0 {
 				refused.Add(1)
 				http.Error(w, "monolithic uploads not supported", http.StatusMethodNotAllowed)
 				return

@@ -301,6 +301,15 @@ func (t *ledgerTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	return resp, nil
 }
 
+// MonolithicMax is the largest blob sent monolithically. A bigger one
+// goes as go-containerregistry sends it (PATCH, then PUT): an interrupted
+// PATCH ends its body early and learns the session's state, so its upload
+// can be deleted, while a monolithic PUT cut in the middle leaves the
+// registry holding bytes of a session whose state we no longer know. Small
+// blobs (configs, small layers: most of the requests of a many-tag
+// repository) are on the wire for milliseconds.
+const MonolithicMax = 4 << 20
+
 func (l *ledger) pend(path, d string) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -338,7 +347,7 @@ func (t *ledgerTransport) monolithic(req *http.Request) (*http.Response, bool, e
 			h.Set("Location", "/v2/"+repo+"/blobs/"+d)
 		}
 		return synthetic(req, http.StatusCreated, h), true, nil
-	case req.Method != http.MethodPatch || req.ContentLength <= 0 || req.Body == nil || t.l.chunked.Load():
+	case req.Method != http.MethodPatch || req.ContentLength <= 0 || req.ContentLength > MonolithicMax || req.Body == nil || t.l.chunked.Load():
 		return nil, false, nil
 	}
 	d, ok := t.l.take(t.l.pending, path)

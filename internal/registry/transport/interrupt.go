@@ -22,7 +22,9 @@ const UploadGrace = 10 * time.Second
 // and the upload directory stays behind. So an upload's PATCH is not cut
 // when its context ends: its body ends instead, the registry answers with
 // the session's current URL (which the ledger above records), and the
-// DELETE sent with that URL really drops the upload.
+// DELETE sent with that URL really drops the upload. A monolithic PUT
+// (the body and ?digest= in one request) whose body ends early fails the
+// registry's digest check, and the registry drops the upload itself.
 //
 // For that the body is sent without a Content-Length (chunked, as docker
 // push sends its uploads, so every registry accepts it): a body with a
@@ -63,7 +65,7 @@ func (t *uploadEnd) RoundTrip(req *http.Request) (*http.Response, error) {
 		cancel()
 	}
 	out := req.Clone(ctx)
-	if req.Method == http.MethodPatch && req.Body != nil && req.Body != http.NoBody {
+	if (req.Method == http.MethodPatch || req.Method == http.MethodPut) && req.Body != nil && req.Body != http.NoBody {
 		out.Body = &endingBody{ReadCloser: req.Body, parent: parent}
 		out.ContentLength = -1
 		out.Header.Del("Content-Length")
