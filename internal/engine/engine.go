@@ -418,6 +418,10 @@ func (e *Engine) Run(ctx context.Context, tasks []Task) *Report {
 	if e.onPlanned != nil {
 		e.onPlanned(len(jobs))
 	}
+	hooks := runHooks(ctx)
+	if hooks.Planned != nil {
+		hooks.Planned(len(jobs))
+	}
 	if e.onBytes != nil {
 		ctx = transport.WithProgress(ctx, e.onBytes)
 	}
@@ -433,6 +437,9 @@ func (e *Engine) Run(ctx context.Context, tasks []Task) *Report {
 				j := &jobs[i]
 				results[i] = Result{Task: j.task.Name, Source: j.srcR, Target: j.dstR, Tag: j.ref.String(), Status: NotStarted, mapping: j.mapping}
 				return nil
+			}
+			if hooks.Started != nil {
+				hooks.Started(jobs[i].srcR)
 			}
 			results[i] = e.runJob(ctx, &jobs[i])
 			if e.onResult != nil {

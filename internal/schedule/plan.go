@@ -2,6 +2,7 @@ package schedule
 
 import (
 	"context"
+	"errors"
 	"slices"
 	"time"
 )
@@ -61,6 +62,8 @@ type entry struct {
 	// a run of the task's previous version to end instead of being
 	// skipped, so a change always takes effect.
 	initial bool
+	// triggered: a run was asked for now (Trigger), besides the schedule.
+	triggered bool
 }
 
 // Plan is the scheduler's state machine: which tasks exist, when each runs
@@ -129,6 +132,15 @@ func (p *Plan) Due(now time.Time) []Action {
 	var out []Action
 	for _, name := range p.names() {
 		e := p.entries[name]
+		if e.triggered && !p.running[name] {
+			out = append(out, Action{Kind: Start, Job: e.job, Planned: now})
+			p.running[name] = true
+			e.triggered, e.initial = false, false
+			if !e.next.IsZero() && !e.next.After(now) {
+				e.next = e.job.Spec.after(e.next, now) // this run is also the one planned
+			}
+			continue
+		}
 		if e.next.IsZero() || e.next.After(now) {
 			continue
 		}
@@ -146,6 +158,28 @@ func (p *Plan) Due(now time.Time) []Action {
 		e.next = e.job.Spec.after(e.next, now)
 	}
 	return out
+}
+
+// ErrUnknownTask and ErrRunning are the refusals of Trigger.
+var (
+	ErrUnknownTask = errors.New("no such task")
+	ErrRunning     = errors.New("a run of this task is already going or queued")
+)
+
+// Trigger asks for a run of the named task at the next Due, outside its
+// schedule, which it leaves as it is. Like a planned run it never overlaps
+// a run of the same task: while one is going or already queued it is
+// refused with ErrRunning.
+func (p *Plan) Trigger(name string) error {
+	e, ok := p.entries[name]
+	switch {
+	case !ok:
+		return ErrUnknownTask
+	case p.running[name] || e.triggered:
+		return ErrRunning
+	}
+	e.triggered = true
+	return nil
 }
 
 // Done records that the run of the named task ended.

@@ -142,6 +142,24 @@ func TestPlan(t *testing.T) {
 				{at: 3 * time.Second, op: "due", want: "start a", wake: 62 * time.Second},
 			}
 		}},
+		{"a trigger runs now, never beside a run, and keeps the schedule", func(*testing.T) []step {
+			return []step{
+				{at: 0, op: "update", jobs: []Job{a1m, every("b", 0)}, want: "a added, b added", wake: 0},
+				{at: 0, op: "due", want: "start a, start b", wake: time.Minute},
+				{at: time.Second, op: "trigger", name: "a", want: ErrRunning.Error(), wake: time.Minute},
+				{at: 2 * time.Second, op: "done", name: "a", wake: time.Minute},
+				{at: 2 * time.Second, op: "done", name: "b", wake: time.Minute},
+				{at: 3 * time.Second, op: "trigger", name: "a", want: "ok", wake: time.Minute},
+				{at: 3 * time.Second, op: "trigger", name: "a", want: ErrRunning.Error(), wake: time.Minute},
+				{at: 3 * time.Second, op: "trigger", name: "b", want: "ok", wake: time.Minute},
+				{at: 3 * time.Second, op: "trigger", name: "zz", want: ErrUnknownTask.Error(), wake: time.Minute},
+				{at: 4 * time.Second, op: "due", want: "start a, start b", wake: time.Minute},
+				{at: 5 * time.Second, op: "trigger", name: "b", want: ErrRunning.Error(), wake: time.Minute},
+				{at: 6 * time.Second, op: "done", name: "a", wake: time.Minute},
+				{at: 6 * time.Second, op: "done", name: "b", wake: time.Minute},
+				{at: time.Minute, op: "due", want: "start a", wake: 2 * time.Minute},
+			}
+		}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -169,6 +187,11 @@ func TestPlan(t *testing.T) {
 				case "done":
 					p.Done(s.name)
 					got = s.want
+				case "trigger":
+					got = "ok"
+					if err := p.Trigger(s.name); err != nil {
+						got = err.Error()
+					}
 				}
 				if got != s.want {
 					t.Errorf("step %d (%s at +%s): got %q, want %q", i, s.op, s.at, got, s.want)

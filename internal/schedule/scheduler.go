@@ -114,6 +114,18 @@ func (s *Scheduler) States() []TaskState {
 	return s.plan.States()
 }
 
+// Trigger queues a run of the named task now, outside its schedule (see
+// Plan.Trigger): ErrRunning while a run of it is going or queued.
+func (s *Scheduler) Trigger(name string) error {
+	s.mu.Lock()
+	err := s.plan.Trigger(name)
+	s.mu.Unlock()
+	if err == nil {
+		s.poke()
+	}
+	return err
+}
+
 // Run schedules until ctx ends. Then it starts nothing more, cancels the
 // runs in flight and waits for them (at most StopGrace) before returning.
 func (s *Scheduler) Run(ctx context.Context) {

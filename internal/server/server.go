@@ -1,17 +1,23 @@
-// Package server is the daemon's window: /healthz, /readyz, /metrics
+// Package server is the daemon's window: the status page (/ and
+// /tasks/NAME, HTML with JSON twins), /healthz, /readyz, /metrics
 // (Prometheus text format) and /status (JSON). It keeps what the daemon
 // reports about itself: the configuration in force and the last reload
-// error, and per task the last run, the next run, counts and the last
-// errors. The daemon feeds it (engine results, run ends, reloads); the
-// server never starts or changes anything.
+// error, per task the run in flight, the last run with every image's
+// result, the next run, counts, the last errors and a bounded history of
+// runs (in memory, or in a state directory so it survives a restart). The
+// daemon feeds it (engine results, run starts and ends, reloads); the
+// server never starts or changes anything, except that a "run now" POST,
+// when the daemon allows it, asks the scheduler for a run.
 //
 // Nothing it shows holds a secret: tasks are shown by name, registries and
 // repositories; configuration errors never quote secrets (see package
-// config).
+// config); text from registries loses URL queries and user information
+// (safeText) and is escaped by html/template.
 package server
 
 import (
 	"encoding/json"
+	"log/slog"
 	"net/http"
 	"slices"
 	"sync"
@@ -41,6 +47,19 @@ type Options struct {
 	// transport.Hosts); either may be nil.
 	RateLimits func() map[string]transport.RateLimitReading
 	Pulls      func() map[string]int
+	// Hosts reports every registry host's status for the page
+	// (transport.Hosts.Status); nil shows none.
+	Hosts func() []transport.HostStatus
+	// Trigger queues a run of a task now (schedule.Scheduler.Trigger);
+	// nil turns the page's "run now" off and POSTs are refused.
+	Trigger func(task string) error
+	// StateDir, when set, keeps each task's history in a file there, so
+	// it survives a restart; HistoryRuns is how many runs per task are
+	// kept (default DefaultHistoryRuns).
+	StateDir    string
+	HistoryRuns int
+	// Logger receives problems writing the history; nil discards.
+	Logger *slog.Logger
 	// Now defaults to time.Now.
 	Now func() time.Time
 }
@@ -58,11 +77,19 @@ type State struct {
 	sched   Scheduler
 	now     func() time.Time
 	metrics *metrics
+	hosts   func() []transport.HostStatus
+	trigger func(string) error
+	hist    *history
+	log     *slog.Logger
+	// csrf is the per-process token a "run now" form must send back.
+	csrf string
 
 	mu     sync.Mutex
 	config configStatus
 	loaded bool
 	tasks  map[string]*taskStatus
+	live   map[string]*liveRun
+	images map[string][]ImageResult // every image of each task's last run
 }
 
 // New returns a State with no configuration loaded.
@@ -70,7 +97,12 @@ func New(o Options) *State {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	return &State{sched: o.Scheduler, now: o.Now, metrics: newMetrics(o.RateLimits, o.Pulls), tasks: map[string]*taskStatus{}}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	return &State{sched: o.Scheduler, now: o.Now, metrics: newMetrics(o.RateLimits, o.Pulls), tasks: map[string]*taskStatus{},
+		hosts: o.Hosts, trigger: o.Trigger, hist: newHistory(o.StateDir, o.HistoryRuns), log: o.Logger, csrf: newToken(),
+		live: map[string]*liveRun{}, images: map[string][]ImageResult{}}
 }
 
 // Status is the /status document.
@@ -153,12 +185,17 @@ func (s *State) ConfigLoaded(file string, tasks []TaskInfo) {
 			ts = &taskStatus{Name: t.Name, LastErrors: []errStatus{}}
 			s.tasks[t.Name] = ts
 			s.metrics.addTask(t.Name)
+			if err := s.hist.load(t.Name); err != nil {
+				s.log.Warn("history not loaded; it starts empty", "task", t.Name, "error", err)
+			}
 		}
 		ts.Source, ts.Target = t.Source, t.Target
 	}
 	for name := range s.tasks {
 		if !keep[name] {
 			delete(s.tasks, name)
+			delete(s.images, name)
+			s.hist.forget(name)
 			s.metrics.removeTask(name)
 		}
 	}
@@ -186,6 +223,9 @@ func (s *State) Result(r engine.Result) {
 	ts := s.tasks[r.Task]
 	if ts == nil {
 		return // removed meanwhile: its series are gone and stay gone
+	}
+	if lr := s.live[r.Task]; lr != nil {
+		lr.finished(r)
 	}
 	s.metrics.images.WithLabelValues(r.Task, string(r.Status)).Inc()
 	if r.Bytes > 0 {
@@ -230,10 +270,12 @@ func (s *State) RunFinished(task string, rep *engine.Report, started time.Time, 
 	dur := finished.Sub(started)
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	delete(s.live, task)
 	ts := s.tasks[task]
 	if ts == nil {
 		return
 	}
+	s.recordRun(task, rep, RunRecord{Started: started, Finished: finished, Result: result, counts: c})
 	s.metrics.runs.WithLabelValues(task, result).Inc()
 	s.metrics.runDuration.WithLabelValues(task).Observe(dur.Seconds())
 	if result == runOK {
@@ -305,9 +347,11 @@ func (s *State) Status() Status {
 	return st
 }
 
-// Handler serves /healthz, /readyz, /metrics and /status.
+// Handler serves the status page (/, /tasks/NAME, /tasks/NAME.json,
+// POST /tasks/NAME/run), /healthz, /readyz, /metrics and /status.
 func (s *State) Handler() http.Handler {
 	mux := http.NewServeMux()
+	s.pageRoutes(mux)
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		_, _ = w.Write([]byte("ok\n"))

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -126,6 +127,12 @@ type hostState struct {
 	remaining    int
 	pulls        int
 	br           breaker
+	// pullsToday counts the pulls of the UTC day pullsDay.
+	pullsDay   string
+	pullsToday int
+	inFlight   int
+	// holdUntil is when a min-remaining hold ends (see lowRemainingWait).
+	holdUntil time.Time
 }
 
 func (m *Hosts) host(h string) *hostState {
@@ -213,6 +220,7 @@ func (t *hostsTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 				return nil, ctx.Err()
 			}
 		}
+		release = st.track(release)
 		resp, err := t.inner.RoundTrip(req)
 		if err != nil {
 			release()
@@ -222,6 +230,10 @@ func (t *hostsTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 		if req.Method == http.MethodGet && resp.StatusCode == http.StatusOK && strings.Contains(req.URL.Path, "/manifests/") {
 			st.mu.Lock()
 			st.pulls++
+			if day := time.Now().UTC().Format(time.DateOnly); st.pullsDay != day {
+				st.pullsDay, st.pullsToday = day, 0
+			}
+			st.pullsToday++
 			st.mu.Unlock()
 		}
 		if resp.StatusCode == http.StatusTooManyRequests && attempt < t.m.Retry429 && replayable(req) {
@@ -281,7 +293,11 @@ func (t *hostsTransport) lowRemainingWait(req *http.Request, st *hostState) erro
 		}
 		t.m.Logger.Warn("rate limit remaining below min-remaining; waiting before the next pull",
 			"registry", req.URL.Host, "remaining", remaining, "min_remaining", t.policy.MinRemaining, "duration", t.policy.Wait)
-		if err := waitUntil(req.Context(), time.Now().Add(t.policy.Wait)); err != nil {
+		until := time.Now().Add(t.policy.Wait)
+		st.mu.Lock()
+		st.holdUntil = until
+		st.mu.Unlock()
+		if err := waitUntil(req.Context(), until); err != nil {
 			return err
 		}
 		if ok, err := probe(); err != nil || !ok {
@@ -333,6 +349,65 @@ func retryAfter(resp *http.Response, backoff, max time.Duration) time.Duration {
 
 func replayable(req *http.Request) bool {
 	return req.Body == nil || req.Body == http.NoBody || req.GetBody != nil
+}
+
+// track counts a request in flight to the host until release, which it
+// wraps, is called (the response body closed or read to its end).
+func (st *hostState) track(release func()) func() {
+	st.mu.Lock()
+	st.inFlight++
+	st.mu.Unlock()
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			st.mu.Lock()
+			st.inFlight--
+			st.mu.Unlock()
+			release()
+		})
+	}
+}
+
+// HostStatus is what Hosts know of one host at a moment: what the
+// daemon's status page shows per registry.
+type HostStatus struct {
+	Host string
+	// RateLimit is the last reading the host sent; nil when it sent none.
+	RateLimit *RateLimitReading
+	// Pulls counts manifest GETs since start, PullsToday those of the
+	// current UTC day.
+	Pulls, PullsToday int
+	// InFlight counts requests sent and not yet answered in full.
+	InFlight int
+	// WaitUntil, when in the future, is when requests to the host go out
+	// again: a 429's Retry-After or a min-remaining hold.
+	WaitUntil time.Time
+}
+
+// Status returns the status of every host requests were sent to, in host
+// order.
+func (m *Hosts) Status() []HostStatus {
+	day := time.Now().UTC().Format(time.DateOnly)
+	var out []HostStatus
+	m.hosts.Range(func(k, v any) bool {
+		st := v.(*hostState)
+		st.mu.Lock()
+		hs := HostStatus{Host: k.(string), Pulls: st.pulls, InFlight: st.inFlight, WaitUntil: st.blockedUntil}
+		if st.pullsDay == day {
+			hs.PullsToday = st.pullsToday
+		}
+		if st.holdUntil.After(hs.WaitUntil) {
+			hs.WaitUntil = st.holdUntil
+		}
+		if st.known {
+			hs.RateLimit = &RateLimitReading{Limit: st.limit, Remaining: st.remaining}
+		}
+		st.mu.Unlock()
+		out = append(out, hs)
+		return true
+	})
+	slices.SortFunc(out, func(a, b HostStatus) int { return strings.Compare(a.Host, b.Host) })
+	return out
 }
 
 func (st *hostState) blocked() time.Time {
