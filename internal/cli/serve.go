@@ -3,6 +3,7 @@ package cli
 import (
 	"log/slog"
 	"net"
+	"os"
 
 	"github.com/spf13/cobra"
 
@@ -11,6 +12,7 @@ import (
 	"github.com/regmirror/regmirror/internal/engine"
 	"github.com/regmirror/regmirror/internal/progress"
 	"github.com/regmirror/regmirror/internal/registry"
+	"github.com/regmirror/regmirror/internal/server"
 )
 
 // defaultListen is loopback only: /status and /metrics name registries
@@ -25,9 +27,12 @@ func newServeCmd(g *globals) *cobra.Command {
 		transfers     int
 		platformCache string
 		shards        shardFlags
+		stateDir      string
+		historyRuns   int
+		allowTrigger  bool
 	)
 	cmd := &cobra.Command{
-		Use:   "serve --config FILE [--listen ADDR]",
+		Use:   "serve --config FILE [--listen ADDR] [--state-dir DIR] [--allow-trigger]",
 		Short: "Run as a daemon: run tasks on their interval or schedule, reload the config, serve metrics",
 		Long: `serve runs until SIGTERM or SIGINT. A task with 'interval' > 0 runs at start
 and then every interval, one with interval 0 runs once at start, and one with
@@ -43,13 +48,19 @@ logged with file:line and shown in /status and in metrics.
 On SIGTERM or SIGINT nothing new starts, copies in flight are cancelled (a tag
 is only ever written after everything it points at), and the process exits 0.
 
-HTTP endpoints on --listen: /healthz, /readyz, /metrics (Prometheus) and
-/status (JSON). Logs are JSON unless stderr is a terminal (--log-format).
+HTTP endpoints on --listen: the status page at / (HTML: tasks, the runs in
+flight, failures, registries, history, config; /tasks/NAME per task, with a
+JSON twin at /tasks/NAME.json), /healthz, /readyz, /metrics (Prometheus) and
+/status (JSON). The page's "run now" buttons exist only with --allow-trigger.
+History is kept in memory, or with --state-dir in one small file per task
+there, so it survives a restart. Logs are JSON unless stderr is a terminal
+(--log-format).
 
 With --shard I/N the daemon is one of N (the pods of a StatefulSet): every
 task is scheduled, but each run copies and prunes only the source
 repositories this shard owns (--shard-by task: only the tasks it owns).`,
 		Example: `  regmirror serve --config dregsy.yaml
+  regmirror serve --config dregsy.yaml --state-dir /var/lib/regmirror --allow-trigger
   regmirror serve --config dregsy.yaml --listen 0.0.0.0:9090
   kill -HUP $(pidof regmirror)    # reload the configuration
 
@@ -72,6 +83,14 @@ repositories this shard owns (--shard-by task: only the tasks it owns).`,
 			if err := shards.parse(); err != nil {
 				return err
 			}
+			if historyRuns < 1 {
+				return usageErr("--history must be at least 1")
+			}
+			if stateDir != "" {
+				if err := os.MkdirAll(stateDir, 0o700); err != nil {
+					return usageErr("--state-dir: %v", err)
+				}
+			}
 			cfg, err := loadConfig(cfgPath, log)
 			if err != nil {
 				return err
@@ -88,7 +107,8 @@ repositories this shard owns (--shard-by task: only the tasks it owns).`,
 			if err != nil {
 				return err
 			}
-			d := daemon.New(daemon.Options{Logger: log, Path: cfgPath, RateLimits: m.RateLimits, Pulls: m.Pulls,
+			d := daemon.New(daemon.Options{Logger: log, Path: cfgPath, RateLimits: m.RateLimits, Pulls: m.Pulls, Hosts: m.Status,
+				StateDir: stateDir, HistoryRuns: historyRuns, AllowTrigger: allowTrigger,
 				Tasks: serveTasks(&shards, insecure, log)})
 			// One engine for the daemon's life: stores, tokens,
 			// connections and the platform cache are reused by every run.
@@ -100,7 +120,10 @@ repositories this shard owns (--shard-by task: only the tasks it owns).`,
 	}
 	f := cmd.Flags()
 	f.StringVarP(&cfgPath, "config", "c", "", "configuration file (dregsy format or a superset)")
-	f.StringVar(&listen, "listen", defaultListen, "address of the HTTP endpoints (/healthz, /readyz, /metrics, /status)")
+	f.StringVar(&listen, "listen", defaultListen, "address of the status page and the HTTP endpoints (/, /healthz, /readyz, /metrics, /status)")
+	f.StringVar(&stateDir, "state-dir", "", "directory keeping each task's run history, so it survives a restart (\"\": in memory)")
+	f.IntVar(&historyRuns, "history", server.DefaultHistoryRuns, "runs per task the history keeps")
+	f.BoolVar(&allowTrigger, "allow-trigger", false, "allow the status page's \"run now\" (POST /tasks/NAME/run)")
 	f.IntVarP(&jobs, "jobs", "j", 8, "images copied in parallel per task run")
 	f.IntVar(&transfers, "transfers", 0, "blob transfers in flight across all tasks (default: the config's transfers: key, else 8)")
 	f.StringVar(&platformCache, "platform-cache", defaultPlatformCache(), "file remembering which image each multi-arch index holds per platform (\"\" keeps it in memory)")

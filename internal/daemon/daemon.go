@@ -47,6 +47,17 @@ type Options struct {
 	// engine's transport.Hosts); either may be nil.
 	RateLimits func() map[string]transport.RateLimitReading
 	Pulls      func() map[string]int
+	// Hosts reports every registry host's status for the status page
+	// (transport.Hosts.Status); nil shows none.
+	Hosts func() []transport.HostStatus
+	// StateDir, when set, keeps each task's run history there so it
+	// survives a restart; HistoryRuns is how many runs per task are kept
+	// (default server.DefaultHistoryRuns).
+	StateDir    string
+	HistoryRuns int
+	// AllowTrigger turns on the status page's "run now"
+	// (POST /tasks/NAME/run), which queues a run through the scheduler.
+	AllowTrigger bool
 	// OnRun, when set, is called after every run of a task, cancelled
 	// runs included, once the State has recorded it.
 	OnRun func(Run)
@@ -85,7 +96,12 @@ func New(o Options) *Daemon {
 	}
 	d := &Daemon{o: o, log: log}
 	d.sched = schedule.New(schedule.Options{Logger: log, OnSkip: func(task string) { d.state.RunSkipped(task) }})
-	d.state = server.New(server.Options{Scheduler: d.sched, RateLimits: o.RateLimits, Pulls: o.Pulls})
+	so := server.Options{Scheduler: d.sched, RateLimits: o.RateLimits, Pulls: o.Pulls, Hosts: o.Hosts,
+		StateDir: o.StateDir, HistoryRuns: o.HistoryRuns, Logger: log}
+	if o.AllowTrigger {
+		so.Trigger = d.sched.Trigger
+	}
+	d.state = server.New(so)
 	return d
 }
 
@@ -197,7 +213,8 @@ func (d *Daemon) runner(t engine.Task) func(context.Context) {
 	return func(ctx context.Context) {
 		start := time.Now()
 		d.log.Info("run started", "task", t.Name)
-		rep := d.eng.Run(ctx, []engine.Task{t})
+		// Followed by the state: the status page shows the run in flight.
+		rep := d.eng.Run(d.state.Follow(ctx, t.Name), []engine.Task{t})
 		cancelled := ctx.Err() != nil
 		d.state.RunFinished(t.Name, rep, start, cancelled)
 		took := time.Since(start)

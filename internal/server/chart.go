@@ -38,8 +38,10 @@ const (
 	bytesPanel = 36
 )
 
-func newChart(runs []RunRecord) Chart {
-	c := Chart{Width: max(len(runs), 1) * barStep, CountBase: countPanel, BytesTop: countPanel + panelGap}
+// newChart draws runs into slots for slots runs (the history's bound), so
+// a bar is as wide with one run as with fifty.
+func newChart(runs []RunRecord, slots int) Chart {
+	c := Chart{Width: max(len(runs), slots, 1) * barStep, CountBase: countPanel, BytesTop: countPanel + panelGap}
 	c.BytesBase = c.BytesTop + bytesPanel
 	c.Height = c.BytesBase + 1
 	for _, r := range runs {

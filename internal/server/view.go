@@ -223,7 +223,7 @@ func (s *State) taskView(ts taskStatus, now time.Time, hosts []transport.HostSta
 		}
 		tv.MoreFailed = last.MoreFailures
 	}
-	tv.Chart = newChart(runs)
+	tv.Chart = newChart(runs, s.hist.limit)
 
 	s.mu.Lock()
 	lr, live := s.live[ts.Name]
@@ -255,7 +255,7 @@ func (s *State) taskView(ts taskStatus, now time.Time, hosts []transport.HostSta
 	case len(c.Waiting) > 0:
 		tv.State = StateWaiting
 		w := c.Waiting[0]
-		tv.StateText = fmt.Sprintf("waiting on the rate limit of %s until %s", w.Host, w.Until.UTC().Format(time.TimeOnly))
+		tv.StateText = fmt.Sprintf("waiting on the rate limit of %s until %s", w.Host, w.Until.UTC().Format(time.TimeOnly)+" UTC")
 	case !c.Planned:
 		tv.StateText = "running: listing images"
 	default:
@@ -276,6 +276,11 @@ var dockerHub = []string{"docker.io", "index.docker.io", "registry-1.docker.io",
 // configured registry name.
 func sameRegistry(host, configured string) bool {
 	host, configured = strings.ToLower(host), strings.ToLower(configured)
+	// A configured registry may carry a scheme ("http://") or a path.
+	if _, rest, ok := strings.Cut(configured, "://"); ok {
+		configured = rest
+	}
+	configured, _, _ = strings.Cut(configured, "/")
 	if host == configured {
 		return true
 	}

@@ -62,7 +62,13 @@ func (l *lockedBuffer) String() string {
 // test if it is still running.
 func startDaemon(t *testing.T, bin, cfg string, env ...string) *daemon {
 	t.Helper()
-	cmd := exec.Command(bin, "serve", "--config", cfg, "--listen", "127.0.0.1:0", "--platform-cache", "")
+	return startDaemonArgs(t, bin, cfg, nil, env...)
+}
+
+// startDaemonArgs is startDaemon with more serve flags.
+func startDaemonArgs(t *testing.T, bin, cfg string, args []string, env ...string) *daemon {
+	t.Helper()
+	cmd := exec.Command(bin, append([]string{"serve", "--config", cfg, "--listen", "127.0.0.1:0", "--platform-cache", ""}, args...)...)
 	cmd.Env = append(os.Environ(), env...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	d := &daemon{cmd: cmd, logs: &lockedBuffer{}, exited: make(chan struct{})}
