@@ -18,6 +18,7 @@ import (
 
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
+	"github.com/regmirror/regmirror/internal/config"
 	"github.com/regmirror/regmirror/internal/engine"
 	"github.com/regmirror/regmirror/internal/filter"
 	"github.com/regmirror/regmirror/internal/registry"
@@ -497,5 +498,23 @@ func TestPageSize(t *testing.T) {
 	t.Logf("page: %d bytes", len(body))
 	if d := os.Getenv("DUMP_PAGE"); d != "" {
 		_ = os.WriteFile(d, []byte(body), 0o644)
+	}
+}
+
+// TestPageShowsReloadError: a failed reload shows with file:line, the last
+// good configuration still in force.
+func TestPageShowsReloadError(t *testing.T) {
+	st := server.New(server.Options{})
+	st.ConfigLoaded("/etc/regmirror.yaml", []server.TaskInfo{{Name: "a"}})
+	st.ConfigFailed("/etc/regmirror.yaml", &config.Error{File: "/etc/regmirror.yaml", Line: 9, Msg: `unknown key "intervall" in task`})
+	p := st.Page()
+	if p.Config.File != "/etc/regmirror.yaml" || p.Config.ReloadOK || p.Config.Loaded == nil || p.Config.LastReload == nil ||
+		!strings.Contains(p.Config.ReloadError, `/etc/regmirror.yaml:9: unknown key "intervall"`) {
+		t.Fatalf("config view %+v", p.Config)
+	}
+	_, body := get(t, st.Handler(), "/")
+	if !strings.Contains(body, `<p class="error" role="alert">/etc/regmirror.yaml:9: unknown key &#34;intervall&#34; in task</p>`) ||
+		!strings.Contains(body, "the last good configuration stays in force") {
+		t.Errorf("the page does not show the reload error:\n%s", body)
 	}
 }
