@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"maps"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/regmirror/regmirror/internal/engine"
@@ -90,7 +91,7 @@ func (s *State) recordRun(task string, rep *engine.Report, rec RunRecord) {
 		if r.Task != task {
 			continue
 		}
-		img := ImageResult{Source: safeText(r.Source, 1000), Target: safeText(r.Target, 1000), Tag: safeText(r.Tag, 300),
+		img := ImageResult{Source: imageName(r.Source), Target: imageName(r.Target), Tag: safeText(r.Tag, 300),
 			Result: string(r.Status), Digest: r.Digest, Bytes: r.Bytes, Seconds: r.Duration.Seconds()}
 		if r.Err != nil {
 			img.Reason = safeText(r.Err.Error(), maxReasonLen)
@@ -113,6 +114,13 @@ func (s *State) recordRun(task string, rep *engine.Report, rec RunRecord) {
 	if err := s.hist.add(task, rec); err != nil {
 		s.log.Warn("history not saved", "task", task, "error", err)
 	}
+}
+
+// imageName is a result's reference for the page. A result for a whole
+// repository (its tags could not be listed) names it with an empty tag,
+// "host/repo:"; a tag is never empty, so the colon goes.
+func imageName(ref string) string {
+	return strings.TrimSuffix(safeText(ref, 1000), ":")
 }
 
 // newToken returns a random token for the "run now" forms: a page from
