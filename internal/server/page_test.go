@@ -5,6 +5,7 @@ import (
 	"errors"
 
 	"fmt"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -516,5 +517,44 @@ func TestPageShowsReloadError(t *testing.T) {
 	if !strings.Contains(body, `<p class="error" role="alert">/etc/regmirror.yaml:9: unknown key &#34;intervall&#34; in task</p>`) ||
 		!strings.Contains(body, "the last good configuration stays in force") {
 		t.Errorf("the page does not show the reload error:\n%s", body)
+	}
+}
+
+// TestPageShowsOpenBreaker: a registry that refuses connections opens its
+// circuit breaker, and the registries table says so in words.
+func TestPageShowsOpenBreaker(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dead := ln.Addr().String()
+	ln.Close() // nothing listens there any more: connection refused
+	dst := regtest.New(t)
+	m := transport.DefaultHosts()
+	st := server.New(server.Options{Hosts: m.Status})
+	st.ConfigLoaded("cfg.yaml", []server.TaskInfo{{Name: "dead", Source: dead, Target: dst.Host}})
+	tags, _ := filter.ParseTags([]string{"1", "2", "3", "4", "5", "6", "7", "8"})
+	eng := engine.New(engine.Options{Registry: registry.Options{Hosts: m}, OnResult: st.Result, Attempts: 1, Jobs: 1})
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	started := time.Now()
+	rep := eng.Run(st.Follow(ctx, "dead"), []engine.Task{{Name: "dead", Source: registry.Endpoint{Registry: dead, PlainHTTP: true},
+		Target: registry.Endpoint{Registry: dst.Host, PlainHTTP: true}, Mappings: []engine.Mapping{{From: "app", To: "app", Tags: tags}}}})
+	st.RunFinished("dead", rep, started, false)
+	var rv *server.RegistryView
+	for _, r := range st.Page().Registries {
+		if r.Host == dead {
+			rv = &r
+		}
+	}
+	if rv == nil {
+		t.Fatalf("the dead registry is not on the page: %+v", st.Page().Registries)
+	}
+	if rv.Breaker != "open" || !strings.Contains(rv.BreakerText, "requests not sent") {
+		t.Errorf("breaker %q (%s), want open", rv.Breaker, rv.BreakerText)
+	}
+	_, body := get(t, st.Handler(), "/")
+	if !strings.Contains(body, `<span class="result result-failed">open</span>`) {
+		t.Error("the page does not say the breaker is open")
 	}
 }

@@ -122,6 +122,10 @@ type RegistryView struct {
 	PullsToday int        `json:"pulls_today"`
 	InFlight   int        `json:"in_flight"`
 	WaitUntil  *time.Time `json:"wait_until,omitempty"`
+	// Breaker is the host's circuit breaker: "closed", or "open" with
+	// BreakerText saying why and how many requests were not sent.
+	Breaker     string `json:"breaker"`
+	BreakerText string `json:"breaker_text,omitempty"`
 }
 
 // TaskPage is /tasks/NAME: the task and every image of its last run.
@@ -172,6 +176,7 @@ func (s *State) Page() Page {
 			w := h.WaitUntil
 			rv.WaitUntil = &w
 		}
+		rv.Breaker, rv.BreakerText = breakerView(h.Breaker)
 		p.Registries = append(p.Registries, rv)
 	}
 	return p
@@ -262,6 +267,19 @@ func (s *State) taskView(ts taskStatus, now time.Time, hosts []transport.HostSta
 		tv.StateText = fmt.Sprintf("running: %d of %d images", c.Done, c.Selected)
 	}
 	return tv
+}
+
+// breakerView says a host's circuit breaker state in words.
+func breakerView(b *transport.BreakerState) (state, text string) {
+	switch {
+	case b == nil:
+		return "closed", ""
+	case b.Open:
+		return "open", safeText(fmt.Sprintf("%s; %d requests not sent", b.Cause, b.Rejected), maxPageReason)
+	case b.Failures > 0:
+		return "closed", safeText(fmt.Sprintf("%d failures in a row: %s", b.Failures, b.Cause), maxPageReason)
+	}
+	return "closed", ""
 }
 
 func runView(r RunRecord) RunView {

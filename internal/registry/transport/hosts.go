@@ -382,6 +382,9 @@ type HostStatus struct {
 	// WaitUntil, when in the future, is when requests to the host go out
 	// again: a 429's Retry-After or a min-remaining hold.
 	WaitUntil time.Time
+	// Breaker is the host's circuit breaker once it has seen a failure
+	// that counts (see breakerTransport); nil before.
+	Breaker *BreakerState
 }
 
 // Status returns the status of every host requests were sent to, in host
@@ -401,6 +404,10 @@ func (m *Hosts) Status() []HostStatus {
 		}
 		if st.known {
 			hs.RateLimit = &RateLimitReading{Limit: st.limit, Remaining: st.remaining}
+		}
+		if st.br.Failures > 0 || st.br.Open {
+			b := st.br.BreakerState
+			hs.Breaker = &b
 		}
 		st.mu.Unlock()
 		out = append(out, hs)
