@@ -7,6 +7,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/regmirror/regmirror/internal/engine"
+	"github.com/regmirror/regmirror/internal/textsafe"
 )
 
 func newCheckCmd(g *globals) *cobra.Command {
@@ -95,23 +96,24 @@ func checkResult(p *engine.Plan) checkDoc {
 }
 
 func writeCheckText(w io.Writer, d checkDoc) {
+	esc := textsafe.Escape // names and reasons come from registries
 	for _, im := range d.Missing {
 		if im.SourceDigest == "" {
 			// A platform image not in the platform cache: which digest
 			// it has is only in the index, which check does not pull.
-			fmt.Fprintf(w, "missing     %s\n", im.Target)
+			fmt.Fprintf(w, "missing     %s\n", esc(im.Target))
 			continue
 		}
-		fmt.Fprintf(w, "missing     %s (source %s)\n", im.Target, im.SourceDigest)
+		fmt.Fprintf(w, "missing     %s (source %s)\n", esc(im.Target), esc(im.SourceDigest))
 	}
 	for _, im := range d.Differ {
-		fmt.Fprintf(w, "differs     %s (source %s, target %s)\n", im.Target, im.SourceDigest, im.TargetDigest)
+		fmt.Fprintf(w, "differs     %s (source %s, target %s)\n", esc(im.Target), esc(im.SourceDigest), esc(im.TargetDigest))
 	}
 	for _, im := range d.Failed {
-		fmt.Fprintf(w, "failed      %s: %s\n", im.Target, im.Reason)
+		fmt.Fprintf(w, "failed      %s: %s\n", esc(im.Target), esc(im.Reason))
 	}
 	for _, im := range d.Unverified {
-		fmt.Fprintf(w, "unverified  %s: %s\n", im.Target, im.Reason)
+		fmt.Fprintf(w, "unverified  %s: %s\n", esc(im.Target), esc(im.Reason))
 	}
 	state := "in sync"
 	if !d.InSync {

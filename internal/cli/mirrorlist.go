@@ -20,6 +20,7 @@ import (
 	"github.com/regmirror/regmirror/internal/imagelist"
 	"github.com/regmirror/regmirror/internal/progress"
 	"github.com/regmirror/regmirror/internal/registry"
+	"github.com/regmirror/regmirror/internal/textsafe"
 )
 
 func newMirrorListCmd(g *globals) *cobra.Command {
@@ -314,19 +315,22 @@ func newListReport(file string, p imagelist.Prefixes, pullOnly bool, entries []i
 
 // print writes one line per result and the summary: LINE: STATUS ...
 func (lr *ListReport) print(w io.Writer) {
-	name := lr.File
+	// Lines, names and errors come from the list and the registries:
+	// escaped, so none of them drives the terminal.
+	esc := textsafe.Escape
+	name := esc(lr.File)
 	for _, r := range lr.Results {
 		switch {
 		case r.Status == string(engine.Failed):
-			fmt.Fprintf(w, "%s:%d: failed %s: %s\n", name, r.Line, r.Text, r.Error)
+			fmt.Fprintf(w, "%s:%d: failed %s: %s\n", name, r.Line, esc(r.Text), esc(r.Error))
 		case r.Status == string(engine.Interrupted), r.Status == string(engine.NotStarted):
-			fmt.Fprintf(w, "%s:%d: %s %s\n", name, r.Line, r.Status, r.Text)
+			fmt.Fprintf(w, "%s:%d: %s %s\n", name, r.Line, r.Status, esc(r.Text))
 		case r.Status == string(engine.Copied):
-			fmt.Fprintf(w, "%s:%d: %s %s -> %s %s (%s)\n", name, r.Line, r.Status, r.Source, r.Target, r.Digest, progress.Bytes(r.Bytes))
+			fmt.Fprintf(w, "%s:%d: %s %s -> %s %s (%s)\n", name, r.Line, r.Status, esc(r.Source), esc(r.Target), esc(r.Digest), progress.Bytes(r.Bytes))
 		case r.Target != "":
-			fmt.Fprintf(w, "%s:%d: %s %s -> %s %s\n", name, r.Line, r.Status, r.Source, r.Target, r.Digest)
+			fmt.Fprintf(w, "%s:%d: %s %s -> %s %s\n", name, r.Line, r.Status, esc(r.Source), esc(r.Target), esc(r.Digest))
 		default:
-			fmt.Fprintf(w, "%s:%d: %s %s %s (%s)\n", name, r.Line, r.Status, r.Source, r.Digest, progress.Bytes(r.Bytes))
+			fmt.Fprintf(w, "%s:%d: %s %s %s (%s)\n", name, r.Line, r.Status, esc(r.Source), esc(r.Digest), progress.Bytes(r.Bytes))
 		}
 	}
 	s := lr.Summary

@@ -14,6 +14,7 @@ import (
 	"github.com/regmirror/regmirror/internal/progress"
 	"github.com/regmirror/regmirror/internal/registry"
 	"github.com/regmirror/regmirror/internal/registry/transport"
+	"github.com/regmirror/regmirror/internal/textsafe"
 )
 
 // planFlags are plan's own flags (sync --dry-run uses the same, with text
@@ -285,15 +286,16 @@ func planDocument(p *engine.Plan, spent map[string]int, withBytes bool) planDoc 
 // writePlanText prints a plan for people: per task its counts, then every
 // image that would not be skipped, and what prune would do.
 func writePlanText(w io.Writer, doc planDoc) {
+	esc := textsafe.Escape // names and reasons come from registries
 	for _, t := range doc.Tasks {
 		fmt.Fprintf(w, "task %s: %s\n", t.Task, summaryText(t.Summary))
 		for _, im := range t.Images {
 			if im.Action == "skip" {
 				continue
 			}
-			line := fmt.Sprintf("  %-7s %s", im.Action, im.Target)
+			line := fmt.Sprintf("  %-7s %s", im.Action, esc(im.Target))
 			if im.Reason != "" {
-				line += " (" + im.Reason + ")"
+				line += " (" + esc(im.Reason) + ")"
 			}
 			if im.Bytes != nil {
 				line += fmt.Sprintf(" %s to transfer, %d of %d blobs present", progress.Bytes(*im.Bytes), *im.BlobsPresent, *im.Blobs)
@@ -302,13 +304,13 @@ func writePlanText(w io.Writer, doc planDoc) {
 		}
 		for _, p := range t.Prune {
 			if p.Action == "keep" {
-				fmt.Fprintf(w, "  %-7s %s (not pruned: %s)\n", "keep", p.Target, p.Reason)
+				fmt.Fprintf(w, "  %-7s %s (not pruned: %s)\n", "keep", esc(p.Target), esc(p.Reason))
 				continue
 			}
-			fmt.Fprintf(w, "  %-7s %s (%s)\n", "prune", p.Target, p.Digest)
+			fmt.Fprintf(w, "  %-7s %s (%s)\n", "prune", esc(p.Target), esc(p.Digest))
 		}
 		for _, n := range t.PruneNotes {
-			fmt.Fprintf(w, "  %-7s %s: %s\n", "noprune", n.Target, n.Reason)
+			fmt.Fprintf(w, "  %-7s %s: %s\n", "noprune", esc(n.Target), esc(n.Reason))
 		}
 	}
 	fmt.Fprintf(w, "total: %s\n", summaryText(doc.Totals))

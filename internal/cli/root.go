@@ -17,6 +17,7 @@ import (
 	"github.com/regmirror/regmirror/internal/config"
 	"github.com/regmirror/regmirror/internal/engine"
 	"github.com/regmirror/regmirror/internal/registry"
+	"github.com/regmirror/regmirror/internal/textsafe"
 )
 
 // Exit codes, the contract with scripts.
@@ -88,7 +89,8 @@ func Execute(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 		return &Interrupted{Signal: in.Signal, reported: true}
 	}
 	if err != nil && !errors.Is(err, ErrSyncFailed) {
-		fmt.Fprintf(stderr, "regmirror: %v\n", err)
+		// An error may quote a registry's answer or a file's content.
+		fmt.Fprintf(stderr, "regmirror: %s\n", textsafe.EscapeLines(err.Error()))
 		if ExitCode(err) == ExitUsage && cmd != nil && isFlagError(err) {
 			fmt.Fprintf(stderr, "Run '%s --help' for usage.\n", cmd.CommandPath())
 		}

@@ -8,6 +8,7 @@ import (
 
 	"github.com/regmirror/regmirror/internal/bundle"
 	"github.com/regmirror/regmirror/internal/progress"
+	"github.com/regmirror/regmirror/internal/textsafe"
 )
 
 func newVerifyCmd(g *globals) *cobra.Command {
@@ -43,7 +44,7 @@ printed); 2 usage error or not a bundle.`,
 				return err
 			}
 			for _, p := range res.Problems {
-				fmt.Fprintln(g.stderr, p)
+				fmt.Fprintln(g.stderr, textsafe.EscapeLines(p.String()))
 			}
 			if len(res.Problems) > 0 {
 				return fmt.Errorf("%s: %d problems found", args[0], len(res.Problems))

@@ -5,20 +5,15 @@ import (
 	"regexp"
 	"strings"
 
-	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"go.yaml.in/yaml/v3"
 
 	"github.com/regmirror/regmirror/internal/filter"
+	"github.com/regmirror/regmirror/internal/registry"
 )
 
 // regexPrefix marks dregsy's repository regexes in from and to.
 const regexPrefix = "regex:"
-
-// repoPathRE is the repository path grammar of the distribution spec:
-// lowercase components separated by "/", each made of alphanumerics joined
-// by ".", "_", "__" or dashes.
-var repoPathRE = regexp.MustCompile(`^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*$`)
 
 // mapping reads mappings[i].
 func (l *loader) mapping(item *yaml.Node, i int) (Mapping, bool) {
@@ -124,24 +119,23 @@ func checkRegex(re string) string {
 	return ""
 }
 
-// checkRepoPath checks a repository path (without registry) the way
-// go-containerregistry and the distribution spec do.
+// checkRepoPath checks a repository path (without registry) against the
+// distribution grammar, as every other name regmirror sends is checked.
 func checkRepoPath(p string) string {
 	switch {
 	case p == "":
 		return "empty repository path"
 	case strings.ContainsAny(p, "@:"):
 		return "a repository path takes no tag or digest: select tags with \"tags\""
-	case len(p) > 255:
-		return "repository path is longer than 255 characters"
-	case repoPathRE.MatchString(p):
-		return ""
 	}
-	// The grammar failed: let go-containerregistry say why if it can.
-	if _, err := name.NewRepository("example.com/"+p, name.StrictValidation); err != nil {
-		return "invalid repository path: " + err.Error()
+	if err := registry.CheckRepository(p); err != nil {
+		var ne *registry.NameError
+		if errors.As(err, &ne) {
+			return "invalid repository path: it " + registry.ErrInvalidName.Error() + ": " + ne.Rule
+		}
+		return err.Error()
 	}
-	return "invalid repository path: components must be lowercase letters and digits, separated by \"/\" and joined by \".\", \"_\", \"__\" or \"-\""
+	return ""
 }
 
 // checkPlatform checks a mapping's platform: "all" or os/arch[/variant].

@@ -30,6 +30,7 @@ import (
 	"io"
 	"log/slog"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -611,12 +612,18 @@ func (e *Engine) expandMapping(ctx context.Context, run uint64, ti, mi int, t *T
 	for ri, from := range sources {
 		to, err := rm.Target(from)
 		if !e.shard.OwnsRepository(t.Name, from) {
-			if err == nil && dst != nil {
+			if err == nil && dst != nil && checkMapped(from, to, rm.Discovers(), true) == nil {
 				other := *m
 				other.From, other.To, other.Prune = from, to, false
 				others = append(others, &expandedRepo{order: [3]int{ti, mi, ri}, task: t, mapping: &other, src: src, dst: dst, otherShard: true})
 			}
 			continue
+		}
+		if err == nil {
+			// Both names go into request paths: a catalog entry
+			// ("team/../../victim/app") or a rewrite that makes one
+			// must not reach outside the mapping.
+			err = checkMapped(from, to, rm.Discovers(), dst != nil)
 		}
 		if err != nil {
 			j := base
@@ -640,6 +647,25 @@ func (e *Engine) expandMapping(ctx context.Context, run uint64, ti, mi int, t *T
 		repos = append(repos, j)
 	}
 	return repos, failed, others
+}
+
+// checkMapped checks a repository a mapping names and where the mapping
+// puts it against the distribution grammar: a catalog entry (discovered)
+// comes from the source, and a target path may have been made by a regex:
+// rewrite of one. (A source path written in a config was checked there; a
+// bundle's are checked when it is opened.)
+func checkMapped(from, to string, discovered, target bool) error {
+	if discovered {
+		if err := registry.CheckRepository(strings.TrimPrefix(from, "/")); err != nil {
+			return fmt.Errorf("catalog entry: %w", err)
+		}
+	}
+	if target {
+		if err := registry.CheckRepository(strings.TrimPrefix(to, "/")); err != nil {
+			return fmt.Errorf("target of %q: %w", from, err)
+		}
+	}
+	return nil
 }
 
 // mappingName names a mapping for messages: the task and where the mapping
@@ -692,9 +718,13 @@ func (e *Engine) expandRepo(ctx context.Context, base job) ([]job, *expandedRepo
 	for i, s := range selected {
 		j := base
 		j.order[3] = i
+		// A tag from the source's list that breaks the distribution
+		// grammar fails alone, before any request names it.
 		j.ref, err = registry.ParseReference(s)
 		if err != nil {
-			j.preResolved = err
+			j.preResolved = fmt.Errorf("source %s: %w", base.srcR, err)
+			jobs = append(jobs, j)
+			continue
 		}
 		j.listed = inList[s]
 		j.srcR = src.Ref(m.From, j.ref.Source())

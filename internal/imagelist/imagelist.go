@@ -21,16 +21,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"regexp"
 	"strings"
 
 	"github.com/google/go-containerregistry/pkg/name"
-	v1 "github.com/google/go-containerregistry/pkg/v1"
-)
 
-// tagRE is the distribution spec's tag grammar; go-containerregistry
-// checks the characters only, so "-x" would pass.
-var tagRE = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9._-]{0,127}$`)
+	"github.com/regmirror/regmirror/internal/registry"
+)
 
 // MaxLineLen bounds one line. A reference is at most a few hundred bytes;
 // a longer line is reported as an error for that line, not read on and on.
@@ -255,8 +251,8 @@ func ParseRef(s string) (Ref, error) {
 		if strings.Contains(digest, "@") {
 			return bad("more than one \"@\"")
 		}
-		if _, err := v1.NewHash(digest); err != nil || strings.ToLower(digest) != digest {
-			return bad("digest %q: want sha256: and 64 hex digits", digest)
+		if err := registry.CheckDigest(digest); err != nil {
+			return bad("%v", err)
 		}
 	}
 	repoStr, tag := base, ""
@@ -270,10 +266,14 @@ func ParseRef(s string) (Ref, error) {
 	if err != nil {
 		return bad("%v", err)
 	}
+	// go-containerregistry checks characters only: "a/../b" and "-x"
+	// pass it, and would reach a request path.
+	if err := registry.CheckRepository(repo.RepositoryStr()); err != nil {
+		return bad("%v", err)
+	}
 	if tag != "" {
-		t, err := name.NewTag(repoStr+":"+tag, name.WeakValidation)
-		if err != nil || t.TagStr() != tag || !tagRE.MatchString(tag) {
-			return bad("invalid tag %q", tag)
+		if err := registry.CheckTag(tag); err != nil {
+			return bad("%v", err)
 		}
 	} else if !hasAt {
 		tag = "latest"

@@ -95,24 +95,32 @@ type Reference struct {
 	Digest string
 }
 
-// ParseReference parses "tag", "sha256:<hex>" or "tag@sha256:<hex>".
+// ParseReference parses "tag", "sha256:<hex>" or "tag@sha256:<hex>". Both
+// parts are checked against the distribution grammar (CheckTag,
+// CheckDigest): a reference comes from a config, a flag or a source's tag
+// list, and goes into a request path.
 func ParseReference(s string) (Reference, error) {
 	var r Reference
 	switch {
 	case strings.Contains(s, "@"):
 		r.Tag, r.Digest, _ = strings.Cut(s, "@")
+		if r.Tag == "" {
+			return Reference{}, fmt.Errorf("invalid reference %q: no tag before \"@\"", s)
+		}
 	case strings.Contains(s, ":"):
 		r.Digest = s
 	default:
 		r.Tag = s
 	}
-	if r.Digest != "" {
-		if _, err := v1.NewHash(r.Digest); err != nil {
-			return Reference{}, fmt.Errorf("invalid digest in %q: %w", s, err)
+	if r.Tag != "" || r.Digest == "" {
+		if err := CheckTag(r.Tag); err != nil {
+			return Reference{}, err
 		}
 	}
-	if r.Tag == "" && r.Digest == "" || strings.Contains(s, "@") && r.Tag == "" {
-		return Reference{}, fmt.Errorf("invalid reference %q", s)
+	if r.Digest != "" {
+		if err := CheckDigest(r.Digest); err != nil {
+			return Reference{}, err
+		}
 	}
 	return r, nil
 }
