@@ -72,6 +72,9 @@ type (
 		RequestAttempts int    `yaml:"request-attempts"`
 		RequestWait     string `yaml:"request-wait"`
 		IdleTimeout     string `yaml:"idle-timeout"`
+		MinRate         int64  `yaml:"min-rate"`
+		MinRateWindow   string `yaml:"min-rate-window"`
+		ImageTimeout    string `yaml:"image-timeout"`
 	}
 	printLister struct {
 		MaxItems      int    `yaml:"maxItems"`
@@ -124,7 +127,8 @@ type (
 func printable(c *config.Config) printConfig {
 	out := printConfig{Relay: c.Relay, Watch: c.Watch, CertsDir: c.CertsDir, Lister: printableLister(c.Lister), Transfers: c.Transfers,
 		Retry: printRetry{Attempts: c.Retry.Attempts, Wait: c.Retry.Wait.String(), RequestAttempts: c.Retry.RequestAttempts,
-			RequestWait: c.Retry.RequestWait.String(), IdleTimeout: c.Retry.IdleTimeout.String()}}
+			RequestWait: c.Retry.RequestWait.String(), IdleTimeout: c.Retry.IdleTimeout.String(),
+			MinRate: c.Retry.MinRate, MinRateWindow: c.Retry.MinRateWindow.String(), ImageTimeout: c.Retry.ImageTimeout.String()}}
 	for _, t := range c.Tasks {
 		pt := printTask{Name: t.Name, Line: t.Line, Interval: dur(t.Interval), Schedule: t.Schedule, Verbose: t.Verbose,
 			Source: printableLocation(t.Source), Target: printableLocation(t.Target)}

@@ -811,14 +811,19 @@ func TestRetrySection(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if cfg.Retry.MinRate != 1024 || cfg.Retry.MinRateWindow != time.Minute || cfg.Retry.ImageTimeout != time.Hour {
+		t.Errorf("progress deadline defaults %+v, want 1 KiB/s over 1m and 1h per image", cfg.Retry)
+	}
 	if cfg.Retry != DefaultRetry {
 		t.Errorf("without retry: got %+v, want the defaults %+v", cfg.Retry, DefaultRetry)
 	}
-	doc := "retry:\n  attempts: 5\n  wait: 100ms\n  request-attempts: 2\n  request-wait: 10ms\n  idle-timeout: 30s\n" + task()
+	doc := "retry:\n  attempts: 5\n  wait: 100ms\n  request-attempts: 2\n  request-wait: 10ms\n  idle-timeout: 30s\n" +
+		"  min-rate: 4KiB/s\n  min-rate-window: 20s\n  image-timeout: 3h\n" + task()
 	if cfg, err = Load(strings.NewReader(doc), "c.yaml"); err != nil {
 		t.Fatal(err)
 	}
-	want := Retry{Attempts: 5, Wait: 100 * time.Millisecond, RequestAttempts: 2, RequestWait: 10 * time.Millisecond, IdleTimeout: 30 * time.Second}
+	want := Retry{Attempts: 5, Wait: 100 * time.Millisecond, RequestAttempts: 2, RequestWait: 10 * time.Millisecond, IdleTimeout: 30 * time.Second,
+		MinRate: 4096, MinRateWindow: 20 * time.Second, ImageTimeout: 3 * time.Hour}
 	if cfg.Retry != want {
 		t.Errorf("got %+v, want %+v", cfg.Retry, want)
 	}
@@ -826,6 +831,10 @@ func TestRetrySection(t *testing.T) {
 		{"retry:\n  attempts: 0\n", "c.yaml:2: retry: attempts must be at least 1"},
 		{"retry:\n  idle-timeout: -1s\n", "c.yaml:2: retry: idle-timeout must be positive"},
 		{"retry:\n  wait: soon\n", "c.yaml:2:"},
+		{"retry:\n  min-rate: fast\n", `c.yaml:2: "min-rate" in retry must be bytes per second`},
+		{"retry:\n  min-rate: -1\n", `c.yaml:2: "min-rate" in retry must be bytes per second`},
+		{"retry:\n  min-rate-window: 0s\n", "c.yaml:2: retry: min-rate-window must be positive"},
+		{"retry:\n  image-timeout: -1h\n", "c.yaml:2: retry: image-timeout must be positive"},
 		{"retry:\n  backoff: 2\n", "c.yaml:2:"},
 	} {
 		_, err := Load(strings.NewReader(tc.doc+task()), "c.yaml")

@@ -148,6 +148,9 @@ func (l *loader) retryFields(r *Retry) map[string]field {
 		"request-attempts": count(&r.RequestAttempts),
 		"request-wait":     wait(&r.RequestWait),
 		"idle-timeout":     wait(&r.IdleTimeout),
+		"min-rate":         func(key, val *yaml.Node) { r.MinRate = l.rate(key, val, what) },
+		"min-rate-window":  wait(&r.MinRateWindow),
+		"image-timeout":    wait(&r.ImageTimeout),
 	}
 }
 

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/regmirror/regmirror/internal/filter"
+	"github.com/regmirror/regmirror/internal/registry/transport"
 )
 
 // Config is a loaded and validated configuration file.
@@ -55,10 +56,20 @@ type Retry struct {
 	// IdleTimeout fails a response that delivers no byte for this long
 	// (default 2m), so that it can be retried.
 	IdleTimeout time.Duration
+	// MinRate (bytes per second, default 1 KiB/s) and MinRateWindow
+	// (default 1m) are every transfer's progress deadline: a response
+	// body slower than MinRate over MinRateWindow of reading fails.
+	// MinRate 0 turns it off.
+	MinRate       int64
+	MinRateWindow time.Duration
+	// ImageTimeout bounds one image's copy, retries included (default
+	// 1h).
+	ImageTimeout time.Duration
 }
 
 // DefaultRetry is what an absent `retry:` section means.
-var DefaultRetry = Retry{Attempts: 3, Wait: 2 * time.Second, RequestAttempts: 4, RequestWait: time.Second, IdleTimeout: 2 * time.Minute}
+var DefaultRetry = Retry{Attempts: 3, Wait: 2 * time.Second, RequestAttempts: 4, RequestWait: time.Second, IdleTimeout: 2 * time.Minute,
+	MinRate: transport.DefaultMinRate, MinRateWindow: transport.DefaultMinRateWindow, ImageTimeout: time.Hour}
 
 // Lister mirrors dregsy's repository lister settings. Lister settings only
 // matter for mappings whose from is a regex: (repository discovery).

@@ -2,6 +2,7 @@ package config
 
 import (
 	"fmt"
+	"regexp"
 	"sort"
 	"strconv"
 	"strings"
@@ -330,4 +331,29 @@ func quote(s string) string {
 		return `"` + s + `"`
 	}
 	return strconv.Quote(s)
+}
+
+// rateRE is a transfer rate: a number of bytes per second with an
+// optional unit ("1024", "1KiB", "512 KB/s", "1MiB/s").
+var rateRE = regexp.MustCompile(`^([0-9]+)\s*(B|KB|KiB|MB|MiB)?(/s)?$`)
+
+var rateUnits = map[string]int64{"": 1, "B": 1, "KB": 1000, "KiB": 1 << 10, "MB": 1000 * 1000, "MiB": 1 << 20}
+
+// rate reads a transfer rate key (bytes per second); 0 is allowed.
+func (l *loader) rate(key, val *yaml.Node, what string) int64 {
+	v := l.scalar(key, val, what)
+	if v == nil {
+		return 0
+	}
+	m := rateRE.FindStringSubmatch(strings.TrimSpace(v.Value))
+	if m == nil {
+		l.errorf(v.Line, "%q %s must be bytes per second such as 1024, \"1KiB\" or \"1MiB/s\", not %s", key.Value, in(what), quote(v.Value))
+		return 0
+	}
+	n, err := strconv.ParseInt(m[1], 10, 64)
+	if err != nil || n > (1<<50)/rateUnits[m[2]] {
+		l.errorf(v.Line, "%q %s: %s is too large", key.Value, in(what), quote(v.Value))
+		return 0
+	}
+	return n * rateUnits[m[2]]
 }

@@ -121,6 +121,11 @@ type Options struct {
 	// attempts, doubled each time (default 2s).
 	Attempts  int
 	RetryWait time.Duration
+	// ImageTimeout bounds one image's copy, every attempt included (0: no
+	// bound). The transport's progress deadline fails a slow body; this
+	// bounds the whole, so a source slow in every way still lets the run
+	// end.
+	ImageTimeout time.Duration
 	// PlatformCache is a file remembering which image each multi-arch
 	// index holds per platform, so `platform:` mappings cost no manifest
 	// GET when nothing changed ("" keeps it in memory only).
@@ -153,6 +158,7 @@ type Engine struct {
 	jobs      int
 	attempts  int
 	retryWait time.Duration
+	imageTO   time.Duration
 	onResult  func(Result)
 	onPlanned func(int)
 	onBytes   func(int64)
@@ -194,7 +200,7 @@ func New(o Options) *Engine {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	return &Engine{log: o.Logger, jobs: o.Jobs, attempts: o.Attempts, retryWait: o.RetryWait, onResult: o.OnResult, onPlanned: o.OnPlanned, onBytes: o.OnBytes, platforms: newPlatformCache(o.PlatformCache), ropt: o.Registry, now: o.Now, shard: o.Shard, stores: map[string]registry.Store{}}
+	return &Engine{log: o.Logger, jobs: o.Jobs, attempts: o.Attempts, retryWait: o.RetryWait, imageTO: o.ImageTimeout, onResult: o.OnResult, onPlanned: o.OnPlanned, onBytes: o.OnBytes, platforms: newPlatformCache(o.PlatformCache), ropt: o.Registry, now: o.Now, shard: o.Shard, stores: map[string]registry.Store{}}
 }
 
 func (e *Engine) store(ep registry.Endpoint) (registry.Store, error) {
@@ -656,12 +662,12 @@ func (e *Engine) expandMapping(ctx context.Context, run uint64, ti, mi int, t *T
 // bundle's are checked when it is opened.)
 func checkMapped(from, to string, discovered, target bool) error {
 	if discovered {
-		if err := registry.CheckRepository(strings.TrimPrefix(from, "/")); err != nil {
+		if err := registry.CheckRepositoryName(strings.TrimPrefix(from, "/")); err != nil {
 			return fmt.Errorf("catalog entry: %w", err)
 		}
 	}
 	if target {
-		if err := registry.CheckRepository(strings.TrimPrefix(to, "/")); err != nil {
+		if err := registry.CheckRepositoryName(strings.TrimPrefix(to, "/")); err != nil {
 			return fmt.Errorf("target of %q: %w", from, err)
 		}
 	}
@@ -749,6 +755,12 @@ func (e *Engine) runJob(ctx context.Context, j *job) Result {
 	if j.preResolved != nil {
 		err = j.preResolved
 	} else {
+		runCtx := ctx
+		if e.imageTO > 0 {
+			var cancel context.CancelFunc
+			ctx, cancel = context.WithTimeoutCause(ctx, e.imageTO, errImageTimeout)
+			defer cancel()
+		}
 		wait := e.retryWait
 		for attempt := 1; ; attempt++ {
 			var n int64
@@ -756,6 +768,9 @@ func (e *Engine) runJob(ctx context.Context, j *job) Result {
 			// One copy scope per attempt: a blob streamed from a capped
 			// registry back into it may ride on its download's slot.
 			r.Status, r.Digest, n, att, err = e.syncImage(transport.WithCopyScope(ctx), j)
+			// Upload URLs and signed blob URLs keep their query out
+			// of logs, reports and the daemon's /status.
+			err = registry.StripQueries(err)
 			r.Bytes += n
 			r.Attachments += att
 			if err == nil || attempt >= e.attempts || !transport.Retryable(err) || ctx.Err() != nil {
@@ -767,6 +782,9 @@ func (e *Engine) runJob(ctx context.Context, j *job) Result {
 			case <-ctx.Done():
 			}
 			wait *= 2
+		}
+		if err != nil && runCtx.Err() == nil && errors.Is(context.Cause(ctx), errImageTimeout) {
+			err = fmt.Errorf("%w (%s): %w", errImageTimeout, e.imageTO, err)
 		}
 	}
 	r.Duration = time.Since(start)
@@ -803,6 +821,9 @@ func (e *Engine) runJob(ctx context.Context, j *job) Result {
 	e.log.Info(string(r.Status), attrs...)
 	return r
 }
+
+// errImageTimeout ends an image's copy that took longer than ImageTimeout.
+var errImageTimeout = errors.New("gave up on the image after retry: image-timeout")
 
 // syncImage makes the target hold what the source holds for one reference
 // and, when the mapping asks for it, what is attached to it. It returns the

@@ -157,6 +157,26 @@ func ParseImageName(s string) (ImageName, error) {
 	return n, nil
 }
 
+// CheckRepositoryName checks a repository that may carry its registry host
+// in front, as an OCI layout or a bundle names the repositories of its
+// images ("127.0.0.1:5000/app/web"): ParseImageName without a tag or
+// digest. A store that speaks the distribution API checks its paths with
+// CheckRepository, where no host is allowed.
+func CheckRepositoryName(s string) error {
+	n, err := ParseImageName(s)
+	if err != nil {
+		var ne *NameError
+		if errors.As(err, &ne) {
+			ne.Kind = "repository"
+		}
+		return err
+	}
+	if n.Tag != "" || n.Digest != "" {
+		return &NameError{Kind: "repository", Name: s, Rule: "a repository takes no tag or digest"}
+	}
+	return nil
+}
+
 // imageNameErr says which part of image name s broke the grammar.
 func imageNameErr(s string, err error) error {
 	var ne *NameError

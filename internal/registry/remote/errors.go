@@ -15,8 +15,13 @@ import (
 )
 
 // explain turns the errors users most often meet into messages that say how
-// to fix them. It keeps the original error wrapped for errors.Is/As.
+// to fix them. It keeps the original error wrapped for errors.Is/As. URL
+// queries (upload state, signed CDN URLs) are taken out of the message.
 func explain(host string, err error) error {
+	return registry.StripQueries(explainErr(host, err))
+}
+
+func explainErr(host string, err error) error {
 	if err == nil {
 		return nil
 	}

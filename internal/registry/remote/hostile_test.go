@@ -190,3 +190,35 @@ func TestStalledManifestIsAnIdleTimeout(t *testing.T) {
 		t.Fatalf("want ErrIdleTimeout, got %v", err)
 	}
 }
+
+// TestInvalidNamesAreNeverSent: whatever the caller hands the store, a
+// repository or reference that breaks the distribution grammar is refused
+// before a request is made.
+func TestInvalidNamesAreNeverSent(t *testing.T) {
+	var asked atomic.Int64
+	s, _ := hostile(t, func(w http.ResponseWriter, r *http.Request, _ *atomic.Int64) {
+		asked.Add(1)
+		w.WriteHeader(http.StatusNotFound)
+	})
+	ctx := testCtx(t)
+	for _, c := range []struct{ repo, ref string }{
+		{"mirror/x", "../../../victim/app/manifests/latest"}, {"mirror/x", ".."}, {"mirror/x", "-x"}, {"mirror/x", "a/b"},
+		{"mirror/x", "x y"}, {"mirror/x", strings.Repeat("t", 200)}, {"team/../../victim/app2", "1"}, {"a/./b", "1"},
+		{"mirror/x", "sha256:../../x"},
+	} {
+		_, herr := s.Head(ctx, c.repo, c.ref)
+		_, ferr := s.Fetch(ctx, c.repo, c.ref)
+		_, perr := s.Push(ctx, c.repo, c.ref, &registry.Artifact{})
+		for _, err := range []error{herr, ferr, perr} {
+			if !errors.Is(err, registry.ErrInvalidName) {
+				t.Errorf("%s %s: %v, want ErrInvalidName", c.repo, c.ref, err)
+			}
+		}
+	}
+	if _, err := s.Tags(ctx, "a/../b"); !errors.Is(err, registry.ErrInvalidName) {
+		t.Errorf("tags of a/../b: %v", err)
+	}
+	if n := asked.Load(); n != 0 {
+		t.Errorf("%d requests reached the registry", n)
+	}
+}

@@ -128,7 +128,15 @@ func (s *remoteStore) Ref(repo, ref string) string {
 	return registry.FormatRef(s.host+"/"+s.ep.RepoPath(repo), ref)
 }
 
+// repo and reference are where every request path is made: a name that
+// breaks the distribution grammar (a dot segment, a space, a tag with a
+// slash) is refused here whatever let it through, since a reverse proxy in
+// front of the registry would resolve "a/../../b" into another repository.
+// go-containerregistry checks characters only.
 func (s *remoteStore) repo(repo string) (name.Repository, error) {
+	if err := registry.CheckRepository(s.ep.RepoPath(repo)); err != nil {
+		return name.Repository{}, err
+	}
 	r, err := name.NewRepository(s.host+"/"+s.ep.RepoPath(repo), s.nameOpts...)
 	if err != nil {
 		return name.Repository{}, fmt.Errorf("repository %q: %w", repo, err)
@@ -141,14 +149,13 @@ func (s *remoteStore) reference(repo, ref string) (name.Reference, error) {
 	if err != nil {
 		return nil, err
 	}
-	if _, err := v1.NewHash(ref); err == nil {
+	if err := registry.CheckRef(ref); err != nil {
+		return nil, err
+	}
+	if registry.IsDigest(ref) {
 		return r.Digest(ref), nil
 	}
-	t := r.Tag(ref)
-	if t.TagStr() != ref {
-		return nil, fmt.Errorf("invalid tag %q", ref)
-	}
-	return t, nil
+	return r.Tag(ref), nil
 }
 
 func (s *remoteStore) Tags(ctx context.Context, repo string) ([]string, error) {

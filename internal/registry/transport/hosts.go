@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net/http"
+	"path"
 	"slices"
 	"strconv"
 	"strings"
@@ -23,6 +24,15 @@ type Policy struct {
 	// IdleTimeout fails a response body that delivers no byte for this
 	// long (a stalled CDN connection), so the copy can be retried.
 	IdleTimeout time.Duration
+	// MinRate and MinRateWindow are a response body's progress deadline:
+	// a body whose reads deliver less than MinRate bytes per second over
+	// MinRateWindow of reading fails, so a source dripping a byte a second
+	// (which the idle timeout never catches) cannot hold a run forever.
+	// Only time spent waiting on the network counts, not time the reader
+	// spends elsewhere (writing the bytes to a slow target). MinRate 0
+	// turns the deadline off.
+	MinRate       int64
+	MinRateWindow time.Duration
 	// MaxManifestSize bounds a manifest response; larger ones are errors.
 	MaxManifestSize int64
 	// MaxTagPages bounds how many pages of a tag list or catalog are
@@ -86,10 +96,19 @@ func (m *Hosts) Pulls() map[string]int {
 	return out
 }
 
+// The default progress deadline: 1 KiB/s over a minute. A healthy registry
+// is thousands of times faster; a connection that slow is stuck.
+const (
+	DefaultMinRate       = 1 << 10
+	DefaultMinRateWindow = time.Minute
+)
+
 // DefaultPolicy returns the policy for production use.
 func DefaultPolicy() Policy {
 	return Policy{
 		IdleTimeout:     2 * time.Minute,
+		MinRate:         DefaultMinRate,
+		MinRateWindow:   DefaultMinRateWindow,
 		MaxManifestSize: 4 << 20,
 		MaxTagPages:     10000,
 		MaxListSize:     32 << 20,
@@ -187,6 +206,10 @@ type hostsTransport struct {
 
 // ErrIdleTimeout is returned when a response body stalls.
 var ErrIdleTimeout = errors.New("connection idle too long")
+
+// ErrTooSlow is returned when a response body stays below the progress
+// deadline's rate (Policy.MinRate over Policy.MinRateWindow).
+var ErrTooSlow = errors.New("transfer too slow")
 
 // ErrTooLarge is returned when a registry response exceeds a bound.
 var ErrTooLarge = errors.New("response too large")
@@ -458,6 +481,10 @@ func (t *hostsTransport) bound(req *http.Request, resp *http.Response, release f
 	truncate := false
 	what := ""
 	switch {
+	case isBlobGET(req):
+		what = "blob " + path.Base(req.URL.Path)
+	}
+	switch {
 	case resp.StatusCode >= 400:
 		limit, truncate = maxErrorBody, true
 	case strings.Contains(req.URL.Path, "/manifests/") && resp.StatusCode < 300:
@@ -473,7 +500,11 @@ func (t *hostsTransport) bound(req *http.Request, resp *http.Response, release f
 		release()
 		return io.NopCloser(&errReader{fmt.Errorf("%w: %s of %d bytes exceeds %d", ErrTooLarge, what, resp.ContentLength, limit)})
 	}
-	b := &boundedBody{rc: resp.Body, limit: limit, truncate: truncate, what: what, release: release, idle: t.m.IdleTimeout}
+	b := &boundedBody{rc: resp.Body, limit: limit, truncate: truncate, what: what, release: release, idle: t.m.IdleTimeout,
+		minRate: t.m.MinRate, window: t.m.MinRateWindow}
+	if b.what == "" {
+		b.what = "response of " + req.Method + " " + path.Base(req.URL.Path)
+	}
 	if b.idle > 0 {
 		b.timer = time.AfterFunc(b.idle, func() {
 			b.stalled.Store(true)
@@ -497,9 +528,20 @@ type boundedBody struct {
 	idle     time.Duration
 	timer    *time.Timer
 	stalled  atomic.Bool
+
+	// The progress deadline: busy is the time spent in Read since the
+	// window began, got the bytes read in it.
+	minRate int64
+	window  time.Duration
+	busy    time.Duration
+	got     int64
+	slow    error // set once the deadline failed the body
 }
 
 func (b *boundedBody) Read(p []byte) (int, error) {
+	if b.slow != nil {
+		return 0, b.slow
+	}
 	if b.timer != nil {
 		b.timer.Reset(b.idle)
 	}
@@ -510,11 +552,18 @@ func (b *boundedBody) Read(p []byte) (int, error) {
 	if b.truncate && int64(len(p)) > b.limit-b.read {
 		p = p[:b.limit-b.read]
 	}
+	start := time.Now()
 	n, err := b.rc.Read(p)
 	b.read += int64(n)
 	if b.stalled.Load() {
 		return n, fmt.Errorf("%w: no data for %s", ErrIdleTimeout, b.idle)
 	}
+	if b.slow = b.progress(time.Since(start), n); b.slow != nil && err == nil {
+		b.rc.Close()
+		b.stop()
+		return n, b.slow
+	}
+	b.slow = nil
 	if !b.truncate && b.limit >= 0 && b.read > b.limit {
 		return n, fmt.Errorf("%w: %s exceeds %d bytes", ErrTooLarge, b.what, b.limit)
 	}
@@ -522,6 +571,26 @@ func (b *boundedBody) Read(p []byte) (int, error) {
 		b.stop()
 	}
 	return n, err
+}
+
+// progress adds one read to the window and, once the window is full,
+// fails the body if it delivered less than the floor in it.
+func (b *boundedBody) progress(took time.Duration, n int) error {
+	if b.minRate <= 0 || b.window <= 0 {
+		return nil
+	}
+	b.busy += took
+	b.got += int64(n)
+	if b.busy < b.window {
+		return nil
+	}
+	rate := float64(b.got) / b.busy.Seconds()
+	if rate >= float64(b.minRate) {
+		b.busy, b.got = 0, 0
+		return nil
+	}
+	return fmt.Errorf("%s: %w: %d bytes received, %.0f B/s over the last %s, below the floor of %d B/s (retry: min-rate, min-rate-window)",
+		b.what, ErrTooSlow, b.read, rate, b.busy.Round(time.Millisecond), b.minRate)
 }
 
 func (b *boundedBody) stop() {

@@ -43,7 +43,7 @@ func Retryable(err error) bool {
 		return false
 	}
 	var nerr net.Error
-	return errors.Is(err, ErrIdleTimeout) ||
+	return errors.Is(err, ErrIdleTimeout) || errors.Is(err, ErrTooSlow) ||
 		errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) ||
 		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE) ||
 		errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, net.ErrClosed) ||

@@ -28,6 +28,7 @@ import (
 	"net/http/httptest"
 	"net/http/httputil"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -169,6 +170,14 @@ func (p *Proxy) Add(r *Rule) *Rule {
 	defer p.mu.Unlock()
 	p.rules = append(p.rules, r)
 	return r
+}
+
+// Remove takes a rule out: later requests no longer get its fault (the
+// source is healthy again).
+func (p *Proxy) Remove(r *Rule) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.rules = slices.DeleteFunc(p.rules, func(x *Rule) bool { return x == r })
 }
 
 // Requests returns every request seen so far, in arrival order.
@@ -361,6 +370,36 @@ func (p *Proxy) StallMidway() Fault {
 		case <-r.Context().Done():
 		case <-p.closed:
 		case <-time.After(time.Minute): // bounded even if nobody gives up
+		}
+	}}
+}
+
+// Drip sends the backend's status and headers, then the body one byte
+// every interval: a connection that is never idle long enough for an idle
+// timeout and yet never finishes. It returns when the body is sent, the
+// client gives up or the proxy closes.
+func (p *Proxy) Drip(every time.Duration) Fault {
+	return Fault{Name: "drip", Serve: func(w http.ResponseWriter, r *http.Request, next http.Handler) {
+		rec := buffered(r, next)
+		copyHeader(w.Header(), rec.Header())
+		w.WriteHeader(rec.Code)
+		f, _ := w.(http.Flusher)
+		tick := time.NewTicker(every)
+		defer tick.Stop()
+		for _, c := range rec.Body.Bytes() {
+			if _, err := w.Write([]byte{c}); err != nil {
+				return
+			}
+			if f != nil {
+				f.Flush()
+			}
+			select {
+			case <-tick.C:
+			case <-r.Context().Done():
+				return
+			case <-p.closed:
+				return
+			}
 		}
 	}}
 }
