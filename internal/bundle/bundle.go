@@ -11,6 +11,9 @@ import (
 	"io/fs"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+
+	"github.com/regmirror/regmirror/internal/registry"
+	"github.com/regmirror/regmirror/internal/registry/transport"
 )
 
 // ErrCorrupt is returned (wrapped) when a blob's content does not match its
@@ -81,13 +84,44 @@ func (b *Bundle) Close() error { return b.files.Close() }
 // String names the bundle in messages.
 func (b *Bundle) String() string { return b.Manifest.Ref().Describe() }
 
+// MaxDocumentSize bounds every JSON document read from a bundle: index.json,
+// the bundle manifest and every manifest. A bundle comes from outside; a
+// 2 GiB index.json must not be read into memory.
+const MaxDocumentSize = transport.MaxManifestSize
+
+// ErrTooLarge is returned (wrapped) for a document over MaxDocumentSize.
+var ErrTooLarge = errors.New("too large")
+
+// readAll reads a JSON document of the layout, checking its declared size
+// (the file's, or the tar entry's) before reading and reading no more than
+// the bound whatever it declared.
 func (b *Bundle) readAll(name string) ([]byte, error) {
+	size, err := b.files.Size(name)
+	if err != nil {
+		return nil, err
+	}
+	if size > MaxDocumentSize {
+		return nil, fmt.Errorf("%s: %s is %d bytes, more than a bundle document may be (%d): %w", b.Path, name, size, MaxDocumentSize, ErrTooLarge)
+	}
 	r, err := b.files.Open(name)
 	if err != nil {
 		return nil, err
 	}
 	defer r.Close()
-	return io.ReadAll(r)
+	raw, err := io.ReadAll(io.LimitReader(r, MaxDocumentSize+1))
+	if err == nil && len(raw) > MaxDocumentSize {
+		err = fmt.Errorf("%s: %s is more than %d bytes: %w", b.Path, name, MaxDocumentSize, ErrTooLarge)
+	}
+	return raw, err
+}
+
+// checkImageName checks an image name a bundle lists against the
+// distribution grammar ("docker.io/library/../../victim/app:1" is not one).
+func checkImageName(n string) error {
+	if _, err := registry.ParseImageName(n); err != nil {
+		return fmt.Errorf("image name from the bundle: %w", err)
+	}
+	return nil
 }
 
 func blobName(h v1.Hash) string { return "blobs/" + h.Algorithm + "/" + h.Hex }
@@ -125,14 +159,35 @@ func (b *Bundle) Blob(h v1.Hash, size int64, counted func(int64)) (io.ReadCloser
 	return &verifyReader{r: r, h: h, size: size, sum: sha256.New(), counted: counted, where: b.Path}, nil
 }
 
-// readBlob reads a whole (small) blob, checked.
-func (b *Bundle) readBlob(h v1.Hash) ([]byte, error) {
-	r, err := b.Blob(h, -1, nil)
+// readBlob reads a whole manifest or config blob, checked.
+func (b *Bundle) readBlob(h v1.Hash) ([]byte, error) { return b.readDoc(h, nil) }
+
+// readDoc reads a manifest or config blob whole, checked against its digest
+// and bounded by MaxDocumentSize: the size the bundle manifest lists for it,
+// then the file's own, are checked before a byte is read, and the reader
+// stops at the bound whatever they said. A digest-valid 2 GiB blob listed
+// as a manifest is refused, not read.
+func (b *Bundle) readDoc(h v1.Hash, counted func(int64)) ([]byte, error) {
+	name := blobName(h)
+	size, err := b.files.Size(name)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, b.missing(h)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if bl, ok := b.held[h.String()]; ok && bl.Size != size {
+		return nil, fmt.Errorf("%s: blob %s: %d bytes, %s lists %d: %w", b.Path, h, size, ManifestFile, bl.Size, ErrCorrupt)
+	}
+	if size > MaxDocumentSize {
+		return nil, fmt.Errorf("%s: blob %s is %d bytes, more than a manifest may be (%d): %w", b.Path, h, size, MaxDocumentSize, ErrTooLarge)
+	}
+	r, err := b.Blob(h, size, counted)
 	if err != nil {
 		return nil, err
 	}
 	defer r.Close()
-	return io.ReadAll(r)
+	return io.ReadAll(io.LimitReader(r, MaxDocumentSize+1))
 }
 
 type verifyReader struct {

@@ -3,6 +3,7 @@ package bundle
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 
 	"github.com/regmirror/regmirror/internal/engine"
@@ -52,6 +53,12 @@ func Import(ctx context.Context, b *Bundle, o ImportOptions) (*engine.Report, er
 	var unrouted []engine.Result
 	images := 0
 	for _, repo := range Repos(b.Manifest) {
+		if err := registry.CheckRepositoryName(repo); err != nil {
+			// A name with a dot segment must not become a target path.
+			unrouted = append(unrouted, engine.Result{Task: "import", Source: repo, Status: engine.Failed,
+				Err: fmt.Errorf("%s: image name from the bundle: %w", b.Path, err)})
+			continue
+		}
 		routes, err := o.Routes(repo)
 		if err != nil {
 			unrouted = append(unrouted, engine.Result{Task: "import", Source: repo, Status: engine.Failed, Err: err})

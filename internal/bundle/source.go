@@ -179,14 +179,7 @@ func (s *source) Referrers(_ context.Context, repo, digest string) ([]v1.Descrip
 var _ registry.ReferrerLister = (*source)(nil)
 
 // read reads a whole (small) blob, checked and counted for progress.
-func (s *source) read(h v1.Hash) ([]byte, error) {
-	r, err := s.b.Blob(h, -1, s.countOnce(h))
-	if err != nil {
-		return nil, err
-	}
-	defer r.Close()
-	return io.ReadAll(r)
-}
+func (s *source) read(h v1.Hash) ([]byte, error) { return s.b.readDoc(h, s.countOnce(h)) }
 
 // countOnce returns the progress counter for the first read of h and nil
 // for later ones (tags sharing a manifest, retries), so the bytes shown

@@ -70,6 +70,9 @@ func Verify(ctx context.Context, b *Bundle, counted func(int64)) (*VerifyResult,
 
 	listed := map[string]Image{}
 	for _, im := range b.Manifest.Images {
+		if err := checkImageName(im.Name); err != nil {
+			res.Problems = append(res.Problems, Problem{Image: im.Name, Err: err})
+		}
 		listed[im.Name] = im
 		if im.Bundle != b.Manifest.ID {
 			if _, ok := b.Manifest.chainRef(im.Bundle); !ok {
@@ -111,6 +114,9 @@ func Verify(ctx context.Context, b *Bundle, counted func(int64)) (*VerifyResult,
 			problem = errors.Join(problem, fmt.Errorf("%s is neither in the bundle nor declared inherited: %w", k, ErrMissing))
 			return false, nil
 		}})
+		if ctx.Err() != nil {
+			return res, ctx.Err()
+		}
 		if err := errors.Join(problem, err); err != nil {
 			res.Problems = append(res.Problems, Problem{Image: name, Err: err})
 		}

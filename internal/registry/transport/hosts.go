@@ -103,13 +103,18 @@ const (
 	DefaultMinRateWindow = time.Minute
 )
 
+// MaxManifestSize is the largest manifest read, from a registry or a
+// bundle: the distribution spec suggests registries accept manifests of at
+// least 4 MiB, and nothing real comes near it.
+const MaxManifestSize = 4 << 20
+
 // DefaultPolicy returns the policy for production use.
 func DefaultPolicy() Policy {
 	return Policy{
 		IdleTimeout:     2 * time.Minute,
 		MinRate:         DefaultMinRate,
 		MinRateWindow:   DefaultMinRateWindow,
-		MaxManifestSize: 4 << 20,
+		MaxManifestSize: MaxManifestSize,
 		MaxTagPages:     10000,
 		MaxListSize:     32 << 20,
 		Retry429:        6,
