@@ -3,6 +3,7 @@ package engine_test
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
@@ -20,6 +21,7 @@ import (
 	"github.com/regmirror/regmirror/internal/filter"
 	"github.com/regmirror/regmirror/internal/registry"
 	"github.com/regmirror/regmirror/internal/registry/transport"
+	"github.com/regmirror/regmirror/internal/testutil/faultproxy"
 	"github.com/regmirror/regmirror/internal/testutil/imagegen"
 	"github.com/regmirror/regmirror/internal/testutil/regtest"
 )
@@ -198,5 +200,37 @@ func TestHostileNamesFailAloneAndNeverLeaveTheMapping(t *testing.T) {
 	}
 	if _, err := remote.List(parse(t, dst.Ref("victim/app2:1")).Context()); err == nil {
 		t.Error("victim/app2 exists on the target")
+	}
+}
+
+// TestOneTagsFailureIsNotAnothers: eight valid tags of one digest are
+// copied at once and the target rejects the manifest PUT of one of them.
+// go-containerregistry's pusher shares one result per manifest digest among
+// the pushes of a repository, so the others used to fail with that tag's
+// error; each tag now fails or succeeds on its own.
+func TestOneTagsFailureIsNotAnothers(t *testing.T) {
+	r := newRig(t)
+	var all []string
+	for i := range 8 {
+		tag := fmt.Sprintf("t%d", i)
+		imagegen.Push(t, r.src.Ref("a:"+tag), r.images["a"])
+		all = append(all, tag)
+	}
+	rule := r.dp.Inject(faultproxy.Match{Method: http.MethodPut, Kind: regtest.KindManifestPut, Repo: "a", Ref: "t3"}, 0,
+		faultproxy.Status(http.StatusBadRequest, "MANIFEST_INVALID"))
+	task := engine.Task{Name: "t", Source: r.srcEP, Target: r.dstEP,
+		Mappings: []engine.Mapping{{From: "a", To: "a", Tags: tags(t, all...)}}}
+	e := engine.New(engine.Options{Jobs: 8, Attempts: 1, RetryWait: time.Millisecond, Registry: registry.Options{
+		Retry: &transport.Retry{Attempts: 1, Wait: time.Millisecond, Factor: 1}, Hosts: r.manners}})
+	rep := e.Run(ctx(t), []engine.Task{task})
+	mustHit(t, r.dp, rule, 1)
+	for _, res := range rep.Results {
+		want := engine.Copied
+		if res.Tag == "t3" {
+			want = engine.Failed
+		}
+		if res.Status != want {
+			t.Errorf("%s: %s (%v), want %s", res.Tag, res.Status, res.Err, want)
+		}
 	}
 }

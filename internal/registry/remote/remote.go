@@ -394,6 +394,14 @@ func (s *remoteStore) Push(ctx context.Context, repo, ref string, a *registry.Ar
 		t = a.Index
 	}
 	err = s.pusher.Push(ctx, r, t)
+	for i := 0; i < 3 && borrowed(err, r); i++ {
+		// go-containerregistry shares one result per manifest digest
+		// among the pushes of a repository: a push of the same digest
+		// under another tag failed, and this one was handed its error.
+		// That result is dropped once it fails, so pushing again runs
+		// this push's own requests.
+		err = s.pusher.Push(ctx, r, t)
+	}
 	if err != nil {
 		s.ledger.settle(o, rtransport.UploadGrace+5*time.Second)
 	}
@@ -403,6 +411,17 @@ func (s *remoteStore) Push(ctx context.Context, repo, ref string, a *registry.Ar
 		return n.Load(), explain(s.host, err)
 	}
 	return n.Load(), nil
+}
+
+// borrowed reports whether err is the failure of a manifest PUT under
+// another tag than r's: another push's error.
+func borrowed(err error, r name.Reference) bool {
+	var terr *transport.Error
+	if !errors.As(err, &terr) || terr.Request == nil || terr.Request.Method != http.MethodPut {
+		return false
+	}
+	repo, ref, ok := strings.Cut(strings.TrimPrefix(terr.Request.URL.Path, "/v2/"), "/manifests/")
+	return ok && repo == r.Context().RepositoryStr() && ref != r.Identifier() && !registry.IsDigest(ref)
 }
 
 // authClient returns an HTTP client authenticated for pushing to repo, for
