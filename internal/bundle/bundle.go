@@ -45,6 +45,13 @@ func Open(p string) (*Bundle, error) {
 	if err != nil {
 		return nil, err
 	}
+	return openBundle(p, fl)
+}
+
+// openBundle reads the manifest and index of the bundle fl holds; p names
+// it in messages. fl is closed if it fails.
+func openBundle(p string, fl files) (*Bundle, error) {
+	var err error
 	b := &Bundle{Path: p, files: fl, held: map[string]Blob{}, inherits: map[string]Blob{}}
 	raw, err := b.readAll(ManifestFile)
 	if errors.Is(err, fs.ErrNotExist) {

@@ -61,14 +61,21 @@ func (d dirFiles) Close() error { return nil }
 type section struct{ off, size int64 }
 
 type tarFiles struct {
-	f       *os.File
+	f       io.ReaderAt
+	closer  io.Closer
 	entries map[string]section
+}
+
+// tarSource is what a tar is read from: a file, or memory in the fuzzer.
+type tarSource interface {
+	io.ReadSeeker
+	io.ReaderAt
 }
 
 // posReader tracks the offset of the underlying file, so that after
 // tar.Reader.Next the offset is where the entry's data begins.
 type posReader struct {
-	f   *os.File
+	f   io.ReadSeeker
 	pos int64
 }
 
@@ -91,8 +98,19 @@ func openTar(p string) (*tarFiles, error) {
 	if err != nil {
 		return nil, err
 	}
-	t := &tarFiles{f: f, entries: map[string]section{}}
-	pr := &posReader{f: f}
+	t, err := indexTar(f, f)
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("%s: reading tar: %w", p, err)
+	}
+	return t, nil
+}
+
+// indexTar reads a tar's headers (skipping its contents) and remembers
+// where each regular file's data lies.
+func indexTar(src tarSource, closer io.Closer) (*tarFiles, error) {
+	t := &tarFiles{f: src, closer: closer, entries: map[string]section{}}
+	pr := &posReader{f: src}
 	tr := tar.NewReader(pr)
 	for {
 		h, err := tr.Next()
@@ -100,8 +118,7 @@ func openTar(p string) (*tarFiles, error) {
 			break
 		}
 		if err != nil {
-			f.Close()
-			return nil, fmt.Errorf("%s: reading tar: %w", p, err)
+			return nil, err
 		}
 		if h.Typeflag != tar.TypeReg {
 			continue
@@ -128,7 +145,7 @@ func (t *tarFiles) Size(name string) (int64, error) {
 	return s.size, nil
 }
 
-func (t *tarFiles) Close() error { return t.f.Close() }
+func (t *tarFiles) Close() error { return t.closer.Close() }
 
 // packTar writes the layout in dir as a tar at dst, deleting each blob from
 // dir once it is in the tar, so a bundle of tens of GB needs little more
