@@ -56,14 +56,16 @@ func TestSlowDripBlobFailsOnTheProgressDeadline(t *testing.T) {
 // read is slow enough for the progress deadline.
 func TestImageTimeoutEndsASlowImage(t *testing.T) {
 	r := newRig(t)
-	rule := r.sp.Inject(faultproxy.Match{Kind: regtest.KindBlobGet, Ref: r.layer(t, "a")}, 0, r.sp.Drip(5*time.Millisecond))
-	r.manners.IdleTimeout = time.Second
+	// a would take 40 minutes at a byte every 50ms; b and c take well
+	// under the deadline even on a loaded machine.
+	rule := r.sp.Inject(faultproxy.Match{Kind: regtest.KindBlobGet, Ref: r.layer(t, "a")}, 0, r.sp.Drip(50*time.Millisecond))
+	r.manners.IdleTimeout = 5 * time.Second
 	r.manners.MinRate = 0 // only the image deadline
 	task := engine.Task{Name: "t", Source: r.srcEP, Target: r.dstEP}
 	for _, repo := range rigRepos {
 		task.Mappings = append(task.Mappings, engine.Mapping{From: repo, To: repo, Tags: tags(t, "1")})
 	}
-	e := engine.New(engine.Options{Jobs: 3, Attempts: 3, RetryWait: time.Millisecond, ImageTimeout: 500 * time.Millisecond,
+	e := engine.New(engine.Options{Jobs: 3, Attempts: 3, RetryWait: time.Millisecond, ImageTimeout: 10 * time.Second,
 		Registry: registry.Options{Retry: &transport.Retry{Attempts: 3, Wait: time.Millisecond, Factor: 1}, Hosts: r.manners}})
 	rep := e.Run(ctx(t), []engine.Task{task})
 	mustHit(t, r.sp, rule, 1)
