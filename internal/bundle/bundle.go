@@ -13,7 +13,6 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
 	"github.com/regmirror/regmirror/internal/registry"
-	"github.com/regmirror/regmirror/internal/registry/transport"
 )
 
 // ErrCorrupt is returned (wrapped) when a blob's content does not match its
@@ -94,7 +93,7 @@ func (b *Bundle) String() string { return b.Manifest.Ref().Describe() }
 // MaxDocumentSize bounds every JSON document read from a bundle: index.json,
 // the bundle manifest and every manifest. A bundle comes from outside; a
 // 2 GiB index.json must not be read into memory.
-const MaxDocumentSize = transport.MaxManifestSize
+const MaxDocumentSize = registry.MaxManifestSize
 
 // ErrTooLarge is returned (wrapped) for a document over MaxDocumentSize.
 var ErrTooLarge = errors.New("too large")

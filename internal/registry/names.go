@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"regexp"
 	"strings"
+
+	"github.com/regmirror/regmirror/internal/registry/transport"
 )
 
 // The names regmirror puts into request paths and layout annotations come
@@ -53,6 +55,10 @@ var (
 	// joined by ".", or a bracketed IPv6 address.
 	domainRE = regexp.MustCompile(`^(?:[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?(?:\.[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?)*|\[[0-9a-fA-F:.]+\])(?::[0-9]{1,5})?$`)
 )
+
+// MaxManifestSize is the largest manifest read anywhere, from a registry
+// (the transport's bound) or a bundle.
+const MaxManifestSize = transport.MaxManifestSize
 
 // digestHexLen are the algorithms accepted, with the length of their hex.
 var digestHexLen = map[string]int{"sha256": 64, "sha512": 128}
