@@ -755,10 +755,12 @@ func (e *Engine) runJob(ctx context.Context, j *job) Result {
 	if j.preResolved != nil {
 		err = j.preResolved
 	} else {
-		runCtx := ctx
+		// The image's own deadline: when it passes, the image failed (the
+		// run was not interrupted).
+		imgCtx := ctx
 		if e.imageTO > 0 {
 			var cancel context.CancelFunc
-			ctx, cancel = context.WithTimeoutCause(ctx, e.imageTO, errImageTimeout)
+			imgCtx, cancel = context.WithTimeoutCause(ctx, e.imageTO, errImageTimeout)
 			defer cancel()
 		}
 		wait := e.retryWait
@@ -767,23 +769,23 @@ func (e *Engine) runJob(ctx context.Context, j *job) Result {
 			var att int
 			// One copy scope per attempt: a blob streamed from a capped
 			// registry back into it may ride on its download's slot.
-			r.Status, r.Digest, n, att, err = e.syncImage(transport.WithCopyScope(ctx), j)
+			r.Status, r.Digest, n, att, err = e.syncImage(transport.WithCopyScope(imgCtx), j)
 			// Upload URLs and signed blob URLs keep their query out
 			// of logs, reports and the daemon's /status.
 			err = registry.StripQueries(err)
 			r.Bytes += n
 			r.Attachments += att
-			if err == nil || attempt >= e.attempts || !transport.Retryable(err) || ctx.Err() != nil {
+			if err == nil || attempt >= e.attempts || !transport.Retryable(err) || imgCtx.Err() != nil {
 				break
 			}
 			e.log.Warn("retrying", "task", r.Task, "source", r.Source, "target", r.Target, "attempt", attempt+1, "error", err)
 			select {
 			case <-time.After(wait):
-			case <-ctx.Done():
+			case <-imgCtx.Done():
 			}
 			wait *= 2
 		}
-		if err != nil && runCtx.Err() == nil && errors.Is(context.Cause(ctx), errImageTimeout) {
+		if err != nil && ctx.Err() == nil && errors.Is(context.Cause(imgCtx), errImageTimeout) {
 			err = fmt.Errorf("%w (%s): %w", errImageTimeout, e.imageTO, err)
 		}
 	}
