@@ -61,6 +61,7 @@ holds the others); 2 usage or configuration error.`,
 			if err != nil {
 				return err
 			}
+			noteRelay(log, cfg)
 			selected, err := selectTasks(cfg, task)
 			if err != nil {
 				return err
@@ -125,7 +126,7 @@ holds the others); 2 usage or configuration error.`,
 	f.StringVar(&since, "since", "", "earlier bundle (directory or .tar): store only what it and its chain lack")
 	f.StringVar(&task, "task", "", "export only tasks whose name fully matches this regex")
 	f.IntVarP(&jobs, "jobs", "j", 4, "images copied in parallel")
-	f.IntVar(&transfers, "transfers", 0, "blob transfers in flight (default: the config's `transfers`, else 8)")
+	f.IntVar(&transfers, "transfers", 0, "blob transfers in flight (default: the config's 'transfers', else 8)")
 	f.StringVar(&platformCache, "platform-cache", defaultPlatformCache(), "platform cache file, as for sync (\"\" to disable)")
 	return cmd
 }

@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 )
 
 func execute(t *testing.T, args ...string) (string, error) {
@@ -138,5 +139,48 @@ func TestCompletionCandidates(t *testing.T) {
 				t.Errorf("%v: %q not offered; got %q", c.args, w, out)
 			}
 		}
+	}
+}
+
+// TestFlagHelpReadsWell: pflag takes a back-quoted word of a flag's usage
+// as its placeholder ("--transfers transfers", "--platform-cache
+// platform:"); placeholders must be a type name or an upper-case word. A
+// default that the usage text states a second time ("(default 4) (default
+// 1 ...)") reads as two defaults. A command's help has more than one line.
+func TestFlagHelpReadsWell(t *testing.T) {
+	types := map[string]bool{"string": true, "int": true, "duration": true, "strings": true, "stringArray": true, "uint": true, "float": true}
+	walkVisible(func(c *cobra.Command) {
+		c.LocalFlags().VisitAll(func(f *pflag.Flag) {
+			name, usage := pflag.UnquoteUsage(f)
+			if name != "" && !types[name] && strings.ToUpper(name) != name {
+				t.Errorf("%s --%s: placeholder %q", c.CommandPath(), f.Name, name)
+			}
+			if strings.Contains(usage, "(default ") && f.DefValue != "" && f.DefValue != "0" && f.DefValue != "false" && f.DefValue != "[]" {
+				t.Errorf("%s --%s: two defaults in %q", c.CommandPath(), f.Name, usage)
+			}
+		})
+		if c.Runnable() && !c.HasSubCommands() && c.Name() != "version" && c.Long == "" && c.Parent() == c.Root() {
+			t.Errorf("%s has only a one-line help", c.CommandPath())
+		}
+	})
+}
+
+// dregsy's relay line is for the commands that copy, not for config print,
+// plan or check, which only read the config.
+func TestRelayNoteOnlyWhenCopying(t *testing.T) {
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "c.yaml")
+	body := "relay: skopeo\ntasks:\n- name: t\n  source: {registry: 'oci:" + dir + "/src'}\n  target: {registry: 'oci:" + dir + "/dst'}\n  mappings:\n  - from: a\n"
+	if err := os.WriteFile(cfg, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, args := range [][]string{{"config", "print"}, {"plan"}, {"check"}} {
+		_, stderr, _ := executeAll(append(args, "--config", cfg)...)
+		if strings.Contains(stderr, "relay") {
+			t.Errorf("%v logs the relay line:\n%s", args, stderr)
+		}
+	}
+	if _, stderr, _ := executeAll("sync", "--config", cfg, "--platform-cache", ""); !strings.Contains(stderr, "relay=skopeo") {
+		t.Errorf("sync does not say relay is not used:\n%s", stderr)
 	}
 }

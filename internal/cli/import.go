@@ -78,6 +78,7 @@ were imported); 2 usage or configuration error.`,
 				if err != nil {
 					return err
 				}
+				noteRelay(log, cfg)
 				selected, err := selectTasks(cfg, task)
 				if err != nil {
 					return err
@@ -129,7 +130,7 @@ were imported); 2 usage or configuration error.`,
 	f.StringVar(&certsDir, "certs-dir", "", "with --to: docker certs.d directory (CERTS_DIR/<host>/*.crt, client.cert, client.key)")
 	f.BoolVar(&skipTLSVerify, "skip-tls-verify", false, "with --to: do not verify the registry's certificate")
 	f.IntVarP(&jobs, "jobs", "j", 4, "images pushed in parallel")
-	f.IntVar(&transfers, "transfers", 0, "blob transfers in flight (default: the config's `transfers`, else 8)")
+	f.IntVar(&transfers, "transfers", 0, "blob transfers in flight (default: the config's 'transfers', else 8)")
 	return cmd
 }
 

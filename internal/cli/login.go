@@ -103,8 +103,14 @@ host, as docker does; http://REGISTRY checks the login over plain HTTP. A reject
 
 func newLogoutCmd(g *globals) *cobra.Command {
 	return &cobra.Command{
-		Use:     "logout REGISTRY",
-		Short:   "Remove a registry's credentials from docker's config.json",
+		Use:   "logout REGISTRY",
+		Short: "Remove a registry's credentials from docker's config.json",
+		Long: `logout removes what 'regmirror login' (or docker login) stored for REGISTRY:
+its entry in docker's config.json ($DOCKER_CONFIG/config.json, else
+~/.docker/config.json), or its credentials in the credential helper that
+file names. REGISTRY is written as for login (a path or a scheme is
+ignored). Logging out of a registry with no stored credentials says so
+and exits 0; the registry itself is not asked.`,
 		Example: `  regmirror logout europe-west1-docker.pkg.dev`,
 		Args:    positional("REGISTRY"),
 		RunE: func(cmd *cobra.Command, args []string) error {

@@ -155,7 +155,7 @@ failed (all others were still attempted); 2 usage error, nothing done.`,
 	f.StringVar(&from, "from", "", "SRC_PREFIX: registry and path every listed image starts with")
 	f.StringVar(&to, "to", "", "DEST_PREFIX (or PROXY_PREFIX with --pull-only): the same paths go under it; must not end with /")
 	f.BoolVar(&pullOnly, "pull-only", false, "read every image through the registry (a pull-through proxy) and keep nothing")
-	f.IntVarP(&jobs, "jobs", "j", 4, "images copied in parallel (default 1 with --pull-only)")
+	f.IntVarP(&jobs, "jobs", "j", 4, "images copied in parallel; with --pull-only 1 unless given")
 	f.IntVar(&transfers, "transfers", 0, "blob transfers in flight across all images (default 8)")
 	f.IntVar(&maxReqs, "max-requests", 0, "at most N HTTP requests in flight to each registry (0: no cap; 1 for a Nexus proxy when --jobs is raised)")
 	f.StringVar(&reportPath, "report", "", "also write the results as JSON to this file (schema in docs/mirror-list.md)")

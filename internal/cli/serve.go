@@ -95,6 +95,7 @@ repositories this shard owns (--shard-by task: only the tasks it owns).`,
 			if err != nil {
 				return err
 			}
+			noteRelay(log, cfg)
 			if _, err := engineTasks(cfg.Tasks); err != nil {
 				return err
 			}

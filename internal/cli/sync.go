@@ -68,6 +68,7 @@ failed (all others were still attempted); 2 usage or configuration error.`,
 			if err != nil {
 				return err
 			}
+			noteRelay(log, cfg)
 			insecure, err := g.insecureRegistries(log)
 			if err != nil {
 				return err
@@ -106,10 +107,10 @@ failed (all others were still attempted); 2 usage or configuration error.`,
 	f := cmd.Flags()
 	tf.register(f)
 	f.IntVarP(&jobs, "jobs", "j", 8, "images copied in parallel")
-	f.StringVar(&platformCache, "platform-cache", defaultPlatformCache(), "file remembering which image each multi-arch index holds per platform, so `platform:` mappings cost no pull when current (\"\" to disable)")
+	f.StringVar(&platformCache, "platform-cache", defaultPlatformCache(), "file remembering which image each multi-arch index holds per platform, so 'platform:' mappings cost no pull when current (\"\" to disable)")
 	f.BoolVar(&dryRun, "dry-run", false, "print what a sync would do and copy nothing (the same as 'regmirror plan')")
 	pf.register(cmd, false)
-	f.IntVar(&transfers, "transfers", 0, "blob transfers in flight across all tasks (default: the config's `transfers`, else 8)")
+	f.IntVar(&transfers, "transfers", 0, "blob transfers in flight across all tasks (default: the config's 'transfers', else 8)")
 	return cmd
 }
 
@@ -128,7 +129,7 @@ func logSummary(log *slog.Logger, rep *engine.Report) {
 }
 
 // manners builds the network manners shared by a run: the flag wins over
-// the config's `transfers`, which wins over the default.
+// the config's 'transfers', which wins over the default.
 func manners(log *slog.Logger, fromConfig, fromFlag int) *transport.Hosts {
 	m := transport.DefaultHosts()
 	m.Logger = log

@@ -107,8 +107,7 @@ func (f *taskFlags) load(log *slog.Logger) (*config.Config, []engine.Task, error
 	return cfg, tasks, nil
 }
 
-// loadConfig loads and validates a configuration file and says once, at
-// info level, that dregsy's relay setting does not change how we copy.
+// loadConfig loads and validates a configuration file.
 func loadConfig(path string, log *slog.Logger) (*config.Config, error) {
 	return loadConfigWith(config.LoadFile, path, log)
 }
@@ -123,10 +122,16 @@ func loadConfigWith(load func(string) (*config.Config, error), path string, log 
 	if err != nil {
 		return nil, err
 	}
+	return cfg, nil
+}
+
+// noteRelay says once, at info level, that dregsy's relay setting does
+// not change how we copy: only for the commands that copy, not for those
+// that only read the config (config print, plan, check).
+func noteRelay(log *slog.Logger, cfg *config.Config) {
 	if cfg.Relay != "" {
 		log.Info("copying natively; the dregsy relay setting is accepted but not used", "relay", cfg.Relay)
 	}
-	return cfg, nil
 }
 
 // selectTasks keeps the tasks whose name fully matches expr (dregsy's -run).
