@@ -103,7 +103,54 @@ func Import(ctx context.Context, b *Bundle, o ImportOptions) (*engine.Report, er
 		g.task.SourceStore = newSource(b, func(repo string) string { return to[repo] }, o.OnBytes)
 		tasks[i] = g.task
 	}
+	if rep := missingBase(ctx, b, o.Engine, tasks); rep != nil {
+		rep.Results = append(rep.Results, unrouted...)
+		return rep, ctx.Err()
+	}
 	rep := o.Engine.Run(ctx, tasks)
 	rep.Results = append(rep.Results, unrouted...)
 	return rep, ctx.Err()
+}
+
+// missingBase checks the whole chain before the first push. An
+// incremental bundle imported before its base would push the images it
+// holds and fail those its base holds; importing the base afterwards
+// would then roll the first ones back. So when an image an earlier bundle
+// holds is not on the target (a plan: tag lists and HEADs only), nothing
+// is pushed and every image fails naming the bundle to import first. nil
+// when the chain is in place.
+func missingBase(ctx context.Context, b *Bundle, e *engine.Engine, tasks []engine.Task) *engine.Report {
+	earlier := map[string]Image{} // source display reference -> image
+	for _, t := range tasks {
+		for _, m := range t.Mappings {
+			for _, im := range b.Manifest.Images {
+				rp, ref := SplitName(im.Name)
+				if rp == m.From && im.Bundle != b.Manifest.ID && !strings.Contains(im.Name, "@") {
+					earlier[t.SourceStore.Ref(rp, ref)] = im
+				}
+			}
+		}
+	}
+	if len(earlier) == 0 {
+		return nil
+	}
+	plan := e.Plan(ctx, tasks, engine.PlanOptions{})
+	var first *Image
+	for _, it := range plan.Items {
+		if im, ok := earlier[it.Source]; ok && it.Action == engine.WouldCopy {
+			first = &im
+			break
+		}
+	}
+	if first == nil {
+		return nil
+	}
+	base := b.Manifest.refByID(first.Bundle).Describe()
+	err := fmt.Errorf("not imported: %s is held by %s and is not on the target: import that bundle first (this bundle builds on it; nothing was pushed): %w",
+		first.Name, base, ErrMissing)
+	rep := &engine.Report{}
+	for _, it := range plan.Items {
+		rep.Results = append(rep.Results, engine.Result{Task: it.Task, Source: it.Source, Target: it.Target, Tag: it.Tag, Status: engine.Failed, Err: err})
+	}
+	return rep
 }
