@@ -169,12 +169,14 @@ func (g *globals) loggerTo(w io.Writer, defFormat string) (*slog.Logger, error) 
 	if format == "" {
 		format = defFormat
 	}
-	opts := &slog.HandlerOptions{Level: lvl}
+	// The inner handler takes debug records: taskLevel drops those below
+	// lvl unless they belong to a "verbose: true" task.
+	opts := &slog.HandlerOptions{Level: slog.LevelDebug}
 	switch format {
 	case "text":
-		return slog.New(slog.NewTextHandler(w, opts)), nil
+		return slog.New(newTaskLevel(slog.NewTextHandler(w, opts), lvl)), nil
 	case "json":
-		return slog.New(slog.NewJSONHandler(w, opts)), nil
+		return slog.New(newTaskLevel(slog.NewJSONHandler(w, opts), lvl)), nil
 	}
 	return nil, usageErr("--log-format %q: want text or json", g.logFormat)
 }

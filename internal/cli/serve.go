@@ -142,6 +142,7 @@ func serveTasks(shards *shardFlags, insecure *config.Insecure, log *slog.Logger)
 		tasks, err := engineTasks(cfg.Tasks)
 		if err == nil {
 			markTasks(tasks, insecure, log)
+			markVerbose(log, cfg) // each reload's verbose: settings
 		}
 		return tasks, err
 	}

@@ -96,6 +96,7 @@ func (f *taskFlags) load(log *slog.Logger) (*config.Config, []engine.Task, error
 	if err != nil {
 		return nil, nil, err
 	}
+	markVerbose(log, cfg)
 	selected, err := selectTasks(cfg, f.task)
 	if err != nil {
 		return nil, nil, err

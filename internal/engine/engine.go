@@ -414,6 +414,21 @@ func (j *job) copySlot(ctx context.Context) error {
 	}
 }
 
+type taskKey struct{}
+
+// withTask marks ctx as working for the task named name: the requests made
+// with it carry the name to a logger (TaskOf), which is how a task's
+// "verbose: true" reaches the transport's per-request lines.
+func withTask(ctx context.Context, name string) context.Context {
+	return context.WithValue(ctx, taskKey{}, name)
+}
+
+// TaskOf returns the name of the task ctx works for, "" outside a task.
+func TaskOf(ctx context.Context) string {
+	s, _ := ctx.Value(taskKey{}).(string)
+	return s
+}
+
 // Run runs every task once and reports every image's outcome. It returns
 // when all images are done or ctx is cancelled; cancelled images are
 // reported as failed.
@@ -506,7 +521,7 @@ func (e *Engine) expand(ctx context.Context, tasks []Task) ([]job, []*expandedRe
 		t := &tasks[ti]
 		for mi := range t.Mappings {
 			g.Go(func() error {
-				rs, failed, others := e.expandMapping(ctx, run, ti, mi, t)
+				rs, failed, others := e.expandMapping(withTask(ctx, t.Name), run, ti, mi, t)
 				add(&repos, rs...)
 				add(&jobs, failed...)
 				mu.Lock()
@@ -519,7 +534,7 @@ func (e *Engine) expand(ctx context.Context, tasks []Task) ([]job, []*expandedRe
 	_ = g.Wait()
 	for i := range repos {
 		g.Go(func() error {
-			js, rp := e.expandRepo(ctx, repos[i])
+			js, rp := e.expandRepo(withTask(ctx, repos[i].task.Name), repos[i])
 			add(&jobs, js...)
 			mu.Lock()
 			plans = append(plans, rp)
@@ -748,6 +763,7 @@ func (e *Engine) expandRepo(ctx context.Context, base job) ([]job, *expandedRepo
 }
 
 func (e *Engine) runJob(ctx context.Context, j *job) Result {
+	ctx = withTask(ctx, j.task.Name)
 	start := time.Now()
 	r := Result{Task: j.task.Name, Source: j.srcR, Target: j.dstR, Tag: j.ref.String(), Ref: j.ref, mapping: j.mapping}
 	r.SourceRepo, r.TargetRepo = j.srcRepo, j.dstRepo

@@ -239,10 +239,10 @@ func (d *debugTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	u.RawQuery, u.User, u.Fragment = "", nil, ""
 	attrs := []any{"method", req.Method, "url", u.String(), "duration", time.Since(start).Round(time.Millisecond)}
 	if err != nil {
-		log.Debug("http", append(attrs, "error", err)...)
+		log.DebugContext(req.Context(), "http", append(attrs, "error", err)...)
 		return resp, err
 	}
-	log.Debug("http", append(attrs, "status", resp.StatusCode)...)
+	log.DebugContext(req.Context(), "http", append(attrs, "status", resp.StatusCode)...)
 	return resp, nil
 }
 
