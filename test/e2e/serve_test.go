@@ -128,6 +128,29 @@ func (d *daemon) signal(t *testing.T, sig syscall.Signal) {
 	}
 }
 
+// freeze stops the daemon's process (SIGSTOP) and waits until the kernel
+// reports it stopped, so that it sends nothing until thaw.
+func (d *daemon) freeze(t *testing.T) {
+	t.Helper()
+	d.signal(t, syscall.SIGSTOP)
+	stat := fmt.Sprintf("/proc/%d/stat", d.cmd.Process.Pid)
+	waitFor(t, 10*time.Second, "the daemon stopped", func() bool {
+		b, err := os.ReadFile(stat)
+		if err != nil {
+			t.Fatalf("reading %s: %v", stat, err)
+		}
+		// pid (comm) STATE ...; comm may hold spaces, so read after the last ')'.
+		f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+1:]))
+		return len(f) > 0 && f[0] == "T"
+	})
+}
+
+// thaw resumes a frozen daemon.
+func (d *daemon) thaw(t *testing.T) {
+	t.Helper()
+	d.signal(t, syscall.SIGCONT)
+}
+
 // stop sends SIGTERM and requires exit code 0 within 10 seconds.
 func (d *daemon) stop(t *testing.T) {
 	t.Helper()
@@ -264,8 +287,23 @@ func TestServePicksUpNewTagAndMetricsMatch(t *testing.T) {
 		t.Errorf("/readyz: %d", code)
 	}
 
-	// Pushed after the daemon started: the next run copies it.
+	// Pushed after the daemon started: the next run copies it. The
+	// daemon is frozen while the tag is pushed: docker-registry lists a
+	// tag a moment before a HEAD of it answers (a push writes the tag's
+	// index link before its current link), so a run listing in that
+	// moment would count the tag as failed. Frozen, the daemon sends no
+	// request; a tag list it asked for before the freeze is read after
+	// the thaw, when the tag already answers.
+	d.freeze(t)
 	imagegen.Push(t, src.Ref("app:2.0"), img2, remoteOpts(src)...)
+	ref2, err := name.ParseReference(src.Ref("app:2.0"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := remote.Head(ref2, remoteOpts(src)...); err != nil {
+		t.Fatalf("HEAD of the pushed app:2.0: %v", err)
+	}
+	d.thaw(t)
 	waitFor(t, 30*time.Second, "mirror/app:2.0 on the target", func() bool { return hasTag(t, dst, "mirror/app", "2.0") })
 	// Wait for one more finished run after the copy, so that the
 	// counters below have seen a run that skipped both tags.
