@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -13,13 +12,13 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/regmirror/regmirror/internal/atomicfile"
 	"github.com/regmirror/regmirror/internal/config"
 	"github.com/regmirror/regmirror/internal/engine"
 	"github.com/regmirror/regmirror/internal/filter"
 	"github.com/regmirror/regmirror/internal/imagelist"
 	"github.com/regmirror/regmirror/internal/progress"
 	"github.com/regmirror/regmirror/internal/registry"
+	"github.com/regmirror/regmirror/internal/report"
 	"github.com/regmirror/regmirror/internal/textsafe"
 )
 
@@ -133,12 +132,11 @@ failed (all others were still attempted); 2 usage error, nothing done.`,
 			bar.Start(250 * time.Millisecond)
 			rep := e.Run(cmd.Context(), tasks)
 			bar.Stop()
-			lr := newListReport(file, prefixes, pullOnly, entries, rep, lines)
-			lr.DurationMS = time.Since(start).Milliseconds()
+			lr := newListReport(file, prefixes, pullOnly, entries, rep, lines, start)
 			lr.print(g.stdout)
 			logPulls(log, m)
 			if reportPath != "" {
-				if err := lr.write(reportPath); err != nil {
+				if err := lr.Write(reportPath); err != nil {
 					return fmt.Errorf("writing --report: %w", err)
 				}
 			}
@@ -146,7 +144,7 @@ failed (all others were still attempted); 2 usage error, nothing done.`,
 				return err
 			}
 			if lr.Summary.Failed > 0 {
-				return fmt.Errorf("%w: %d of %d lines failed", ErrSyncFailed, lr.Summary.Failed, lr.Summary.Lines)
+				return fmt.Errorf("%w: %d of %d lines failed", ErrSyncFailed, lr.Summary.Failed, lr.Summary.Images)
 			}
 			return cmd.Context().Err()
 		},
@@ -232,44 +230,13 @@ func listTasks(file string, entries []imagelist.Entry, pullOnly bool, insecure *
 	return tasks, lines
 }
 
-// ListReport is what --report writes (documented in docs/mirror-list.md).
-type ListReport struct {
-	File       string       `json:"file"`
-	Mode       string       `json:"mode"` // "mirror" or "pull-only"
-	From       string       `json:"from,omitempty"`
-	To         string       `json:"to,omitempty"`
-	DurationMS int64        `json:"duration_ms"`
-	Results    []LineResult `json:"results"`
-	Summary    ListSummary  `json:"summary"`
-}
+// listReport is what --report writes (report's schema, documented in
+// docs/mirror-list.md): one entry per line of the list.
+type listReport struct{ *report.Report }
 
-// LineResult is the outcome of one line.
-type LineResult struct {
-	Line   int    `json:"line"`
-	Text   string `json:"text"`
-	Status string `json:"status"` // copied, skipped, pulled or failed
-	Source string `json:"source,omitempty"`
-	Target string `json:"target,omitempty"`
-	Digest string `json:"digest,omitempty"`
-	Bytes  int64  `json:"bytes"`
-	Error  string `json:"error,omitempty"`
-}
-
-// ListSummary adds the lines up.
-type ListSummary struct {
-	Lines   int `json:"lines"`
-	Copied  int `json:"copied"`
-	Skipped int `json:"skipped"`
-	Pulled  int `json:"pulled"`
-	Failed  int `json:"failed"`
-	// A run ended by a signal: images cut short, and never started.
-	Interrupted int   `json:"interrupted,omitempty"`
-	NotStarted  int   `json:"not_started,omitempty"`
-	Bytes       int64 `json:"bytes"`
-}
-
-func newListReport(file string, p imagelist.Prefixes, pullOnly bool, entries []imagelist.Entry, rep *engine.Report, lines map[string]int) *ListReport {
-	lr := &ListReport{File: file, Mode: "mirror", From: p.From, To: p.To}
+func newListReport(file string, p imagelist.Prefixes, pullOnly bool, entries []imagelist.Entry, rep *engine.Report, lines map[string]int, started time.Time) *listReport {
+	lr := &listReport{&report.Report{Command: "mirror-list", File: file, Mode: "mirror", From: p.From, To: p.To,
+		Started: started.UTC(), DurationMS: time.Since(started).Milliseconds()}}
 	if pullOnly {
 		lr.Mode = "pull-only"
 	}
@@ -278,59 +245,40 @@ func newListReport(file string, p imagelist.Prefixes, pullOnly bool, entries []i
 		byLine[lines[r.Task]] = r
 	}
 	for _, en := range entries {
-		lr2 := LineResult{Line: en.Line, Text: en.Text}
+		var im report.Image
 		if en.Err != nil {
-			lr2.Status = string(engine.Failed)
-			lr2.Error = errors.Unwrap(en.Err).Error()
+			im = report.Image{Result: string(engine.Failed), Error: errors.Unwrap(en.Err).Error()}
 		} else if r, ok := byLine[en.Line]; ok {
-			lr2.Status, lr2.Source, lr2.Target, lr2.Digest, lr2.Bytes = string(r.Status), r.Source, r.Target, r.Digest, r.Bytes
-			if r.Err != nil {
-				lr2.Error = r.Err.Error()
-			}
+			im = report.FromResult(r)
+			im.Task = "" // the line number names it
 		} else {
 			// The run was cancelled before planning reached the line.
-			lr2.Status = string(engine.NotStarted)
+			im = report.Image{Result: string(engine.NotStarted)}
 		}
-		lr.Results = append(lr.Results, lr2)
-		s := &lr.Summary
-		s.Lines++
-		s.Bytes += lr2.Bytes
-		switch engine.Status(lr2.Status) {
-		case engine.Copied:
-			s.Copied++
-		case engine.Skipped:
-			s.Skipped++
-		case engine.Pulled:
-			s.Pulled++
-		case engine.Interrupted:
-			s.Interrupted++
-		case engine.NotStarted:
-			s.NotStarted++
-		default:
-			s.Failed++
-		}
+		im.Line, im.Text = en.Line, en.Text
+		lr.Add(im)
 	}
 	return lr
 }
 
 // print writes one line per result and the summary: LINE: STATUS ...
-func (lr *ListReport) print(w io.Writer) {
+func (lr *listReport) print(w io.Writer) {
 	// Lines, names and errors come from the list and the registries:
 	// escaped, so none of them drives the terminal.
 	esc := textsafe.Escape
 	name := esc(lr.File)
 	for _, r := range lr.Results {
 		switch {
-		case r.Status == string(engine.Failed):
+		case r.Result == string(engine.Failed):
 			fmt.Fprintf(w, "%s:%d: failed %s: %s\n", name, r.Line, esc(r.Text), esc(r.Error))
-		case r.Status == string(engine.Interrupted), r.Status == string(engine.NotStarted):
-			fmt.Fprintf(w, "%s:%d: %s %s\n", name, r.Line, r.Status, esc(r.Text))
-		case r.Status == string(engine.Copied):
-			fmt.Fprintf(w, "%s:%d: %s %s -> %s %s (%s)\n", name, r.Line, r.Status, esc(r.Source), esc(r.Target), esc(r.Digest), progress.Bytes(r.Bytes))
+		case r.Result == string(engine.Interrupted), r.Result == string(engine.NotStarted):
+			fmt.Fprintf(w, "%s:%d: %s %s\n", name, r.Line, r.Result, esc(r.Text))
+		case r.Result == string(engine.Copied):
+			fmt.Fprintf(w, "%s:%d: %s %s -> %s %s (%s)\n", name, r.Line, r.Result, esc(r.Source), esc(r.Target), esc(r.Digest), progress.Bytes(r.Bytes))
 		case r.Target != "":
-			fmt.Fprintf(w, "%s:%d: %s %s -> %s %s\n", name, r.Line, r.Status, esc(r.Source), esc(r.Target), esc(r.Digest))
+			fmt.Fprintf(w, "%s:%d: %s %s -> %s %s\n", name, r.Line, r.Result, esc(r.Source), esc(r.Target), esc(r.Digest))
 		default:
-			fmt.Fprintf(w, "%s:%d: %s %s %s (%s)\n", name, r.Line, r.Status, esc(r.Source), esc(r.Digest), progress.Bytes(r.Bytes))
+			fmt.Fprintf(w, "%s:%d: %s %s %s (%s)\n", name, r.Line, r.Result, esc(r.Source), esc(r.Digest), progress.Bytes(r.Bytes))
 		}
 	}
 	s := lr.Summary
@@ -348,15 +296,6 @@ func (lr *ListReport) print(w io.Writer) {
 	if lr.Mode == "pull-only" {
 		verb = "read"
 	}
-	fmt.Fprintf(w, "summary: %d images: %s; %s %s in %s\n", s.Lines, strings.Join(parts, ", "), progress.Bytes(s.Bytes), verb,
+	fmt.Fprintf(w, "summary: %d images: %s; %s %s in %s\n", s.Images, strings.Join(parts, ", "), progress.Bytes(s.Bytes), verb,
 		(time.Duration(lr.DurationMS) * time.Millisecond).String())
-}
-
-// write saves the report as JSON, replacing the file only when complete.
-func (lr *ListReport) write(path string) error {
-	b, err := json.MarshalIndent(lr, "", "  ")
-	if err != nil {
-		return err
-	}
-	return atomicfile.WriteFile(path, append(b, '\n'), 0o644)
 }

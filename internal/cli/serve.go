@@ -12,6 +12,7 @@ import (
 	"github.com/regmirror/regmirror/internal/engine"
 	"github.com/regmirror/regmirror/internal/progress"
 	"github.com/regmirror/regmirror/internal/registry"
+	"github.com/regmirror/regmirror/internal/report"
 	"github.com/regmirror/regmirror/internal/server"
 )
 
@@ -30,6 +31,7 @@ func newServeCmd(g *globals) *cobra.Command {
 		stateDir      string
 		historyRuns   int
 		allowTrigger  bool
+		reportDir     string
 	)
 	cmd := &cobra.Command{
 		Use:   "serve --config FILE [--listen ADDR] [--state-dir DIR] [--allow-trigger]",
@@ -110,7 +112,7 @@ repositories this shard owns (--shard-by task: only the tasks it owns).`,
 			}
 			d := daemon.New(daemon.Options{Logger: log, Path: cfgPath, RateLimits: m.RateLimits, Pulls: m.Pulls, Hosts: m.Status,
 				StateDir: stateDir, HistoryRuns: historyRuns, AllowTrigger: allowTrigger,
-				Tasks: serveTasks(&shards, insecure, log)})
+				Tasks: serveTasks(&shards, insecure, log), OnRun: runReports(reportDir, log)})
 			// One engine for the daemon's life: stores, tokens,
 			// connections and the platform cache are reused by every run.
 			opts := engine.Options{Logger: log, Jobs: jobs, Registry: registry.Options{Hosts: m},
@@ -122,6 +124,7 @@ repositories this shard owns (--shard-by task: only the tasks it owns).`,
 	f := cmd.Flags()
 	f.StringVarP(&cfgPath, "config", "c", "", "configuration file (dregsy format or a superset)")
 	f.StringVar(&listen, "listen", defaultListen, "address of the status page and the HTTP endpoints (/, /healthz, /readyz, /metrics, /status)")
+	f.StringVar(&reportDir, "report-dir", "", "write each run's report there, one JSON file per task run, in sync --report's schema (docs/reports.md)")
 	f.StringVar(&stateDir, "state-dir", "", "directory keeping each task's run history, so it survives a restart (\"\": in memory)")
 	f.IntVar(&historyRuns, "history", server.DefaultHistoryRuns, "runs per task the history keeps")
 	f.BoolVar(&allowTrigger, "allow-trigger", false, "allow the status page's \"run now\" (POST /tasks/NAME/run)")
@@ -145,5 +148,22 @@ func serveTasks(shards *shardFlags, insecure *config.Insecure, log *slog.Logger)
 			markVerbose(log, cfg) // each reload's verbose: settings
 		}
 		return tasks, err
+	}
+}
+
+// runReports writes one report file per run into dir (nil when dir is "").
+// A file that cannot be written is logged; the daemon carries on.
+func runReports(dir string, log *slog.Logger) func(daemon.Run) {
+	if dir == "" {
+		return nil
+	}
+	return func(r daemon.Run) {
+		rep := report.New("serve", r.Started, r.Report)
+		rep.Task = r.Task
+		rep.DurationMS = r.Duration.Milliseconds()
+		path := report.RunFile(dir, r.Task, r.Started)
+		if err := rep.Write(path); err != nil {
+			log.Error("writing the run report", "task", r.Task, "error", err)
+		}
 	}
 }

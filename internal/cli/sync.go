@@ -16,6 +16,7 @@ import (
 	"github.com/regmirror/regmirror/internal/progress"
 	"github.com/regmirror/regmirror/internal/registry"
 	"github.com/regmirror/regmirror/internal/registry/transport"
+	"github.com/regmirror/regmirror/internal/report"
 )
 
 func newSyncCmd(g *globals) *cobra.Command {
@@ -25,6 +26,7 @@ func newSyncCmd(g *globals) *cobra.Command {
 		transfers     int
 		platformCache string
 		dryRun        bool
+		reportPath    string
 		pf            = planFlags{output: "text"}
 	)
 	cmd := &cobra.Command{
@@ -91,9 +93,15 @@ failed (all others were still attempted); 2 usage or configuration error.`,
 			applyRetry(cfg.Retry, &opts)
 			e := engine.New(opts)
 			bar.Start(250 * time.Millisecond)
+			started := time.Now()
 			rep := e.Run(cmd.Context(), tasks)
 			bar.Stop()
 			logSummary(log, rep)
+			if reportPath != "" {
+				if err := report.New("sync", started, rep).Write(reportPath); err != nil {
+					return fmt.Errorf("writing --report: %w", err)
+				}
+			}
 			logPulls(log, m)
 			if err := reportInterrupt(cmd.Context(), log, rep); err != nil {
 				return err
@@ -107,6 +115,7 @@ failed (all others were still attempted); 2 usage or configuration error.`,
 	f := cmd.Flags()
 	tf.register(f)
 	f.IntVarP(&jobs, "jobs", "j", 8, "images copied in parallel")
+	f.StringVar(&reportPath, "report", "", "write what the run did to this JSON file, one object per image (docs/reports.md)")
 	f.StringVar(&platformCache, "platform-cache", defaultPlatformCache(), "file remembering which image each multi-arch index holds per platform, so 'platform:' mappings cost no pull when current (\"\" to disable)")
 	f.BoolVar(&dryRun, "dry-run", false, "print what a sync would do and copy nothing (the same as 'regmirror plan')")
 	pf.register(cmd, false)

@@ -35,13 +35,13 @@ func isolatedEnv(dockerConfig string, extra ...string) []string {
 type listReport struct {
 	Results []struct {
 		Line   int    `json:"line"`
-		Status string `json:"status"`
+		Status string `json:"result"`
 		Digest string `json:"digest"`
 		Target string `json:"target"`
 		Error  string `json:"error"`
 	} `json:"results"`
 	Summary struct {
-		Lines, Copied, Skipped, Pulled, Failed int
+		Images, Copied, Skipped, Pulled, Failed int
 	} `json:"summary"`
 }
 
@@ -245,7 +245,7 @@ func checkReport(t *testing.T, rep listReport, want map[int]string) {
 			t.Errorf("report line %d: no digest", r.Line)
 		}
 	}
-	if rep.Summary.Failed != failed || rep.Summary.Lines != len(want) {
+	if rep.Summary.Failed != failed || rep.Summary.Images != len(want) {
 		t.Errorf("summary %+v", rep.Summary)
 	}
 }
