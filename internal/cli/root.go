@@ -171,11 +171,13 @@ func (g *globals) loggerTo(w io.Writer, defFormat string) (*slog.Logger, error) 
 	}
 	// The inner handler takes debug records: taskLevel drops those below
 	// lvl unless they belong to a "verbose: true" task.
-	opts := &slog.HandlerOptions{Level: slog.LevelDebug}
+	// textAttr and jsonAttr shape every value for its reader.
 	switch format {
 	case "text":
+		opts := &slog.HandlerOptions{Level: slog.LevelDebug, ReplaceAttr: textAttr}
 		return slog.New(newTaskLevel(slog.NewTextHandler(w, opts), lvl)), nil
 	case "json":
+		opts := &slog.HandlerOptions{Level: slog.LevelDebug, ReplaceAttr: jsonAttr}
 		return slog.New(newTaskLevel(slog.NewJSONHandler(w, opts), lvl)), nil
 	}
 	return nil, usageErr("--log-format %q: want text or json", g.logFormat)
