@@ -70,6 +70,13 @@ func TestExportVerifyAndTarForm(t *testing.T) {
 	if len(res.Manifest.Blobs) != 7 || len(res.Manifest.Images) != 2 {
 		t.Fatalf("%d blobs, %d images", len(res.Manifest.Blobs), len(res.Manifest.Images))
 	}
+	// The results name the .tar written, not the directory packed into
+	// it and deleted.
+	for _, r := range res.Report.Results {
+		if want := "oci:" + filepath.Join(dir, "b.tar") + "/"; !strings.HasPrefix(r.Target, want) {
+			t.Errorf("target %q, want it under %s", r.Target, want)
+		}
+	}
 	b, err := Open(filepath.Join(dir, "b.tar"))
 	if err != nil {
 		t.Fatal(err)

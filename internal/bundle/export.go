@@ -124,7 +124,7 @@ func Export(ctx context.Context, o ExportOptions) (*ExportResult, error) {
 	if err != nil {
 		return nil, err
 	}
-	target := &exportTarget{Store: lay, chain: chain}
+	target := &exportTarget{Store: lay, chain: chain, out: out}
 	ep := registry.LayoutEndpoint(dir)
 	tasks := make([]engine.Task, len(o.Tasks))
 	for i, t := range o.Tasks {
@@ -196,6 +196,14 @@ func newChainInfo(m *Manifest) *chainInfo {
 type exportTarget struct {
 	registry.Store
 	chain *chainInfo
+	out   string // the output as the user named it
+}
+
+// Ref names an image by the output the user asked for: for a .tar the
+// work directory is packed into it and deleted, so it must not be what
+// the log lines point to.
+func (t *exportTarget) Ref(repo, ref string) string {
+	return registry.FormatRef(registry.LayoutPrefix+t.out+"/"+strings.TrimPrefix(repo, "/"), ref)
 }
 
 func (t *exportTarget) Head(ctx context.Context, repo, ref string) (v1.Descriptor, error) {

@@ -371,3 +371,18 @@ func TestPlatformMappingCostsNoGETOnceCached(t *testing.T) {
 		t.Errorf("target holds %s, want the new arm64 image %s", got, d.Digest)
 	}
 }
+
+// A failure before any tag is known (the tag list of a repository the
+// source lacks) names the repositories without an empty ":" tag.
+func TestRepositoryFailureNamesRepositoryWithoutColon(t *testing.T) {
+	src, dst := regtest.New(t), regtest.New(t)
+	rep := run(t, engine.Task{Name: "t", Source: plain(src), Target: plain(dst),
+		Mappings: []engine.Mapping{{From: "team/missing", To: "mirror/missing"}}})
+	if len(rep.Results) != 1 || rep.Results[0].Status != engine.Failed {
+		t.Fatalf("results %+v, want one failed", rep.Results)
+	}
+	r := rep.Results[0]
+	if r.Source != src.Host+"/team/missing" || r.Target != dst.Host+"/mirror/missing" {
+		t.Errorf("source %q target %q, want the repositories without a trailing colon", r.Source, r.Target)
+	}
+}

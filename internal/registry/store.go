@@ -72,6 +72,9 @@ type Store interface {
 // FormatRef renders repo and a tag or digest reference as a user writes
 // them: "repo:tag" or "repo@sha256:...".
 func FormatRef(repo, ref string) string {
+	if ref == "" { // the repository itself, before any tag is known
+		return repo
+	}
 	if _, err := v1.NewHash(ref); err == nil {
 		return repo + "@" + ref
 	}
