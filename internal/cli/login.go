@@ -4,12 +4,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"strings"
 
 	dockerconfig "github.com/docker/cli/cli/config"
 	"github.com/docker/cli/cli/config/configfile"
 	"github.com/docker/cli/cli/config/types"
 	"github.com/spf13/cobra"
+	"golang.org/x/term"
 
 	"github.com/regmirror/regmirror/internal/registry"
 	"github.com/regmirror/regmirror/internal/registry/remote"
@@ -29,19 +31,19 @@ func newLoginCmd(g *globals) *cobra.Command {
 		password string
 	)
 	cmd := &cobra.Command{
-		Use:   "login REGISTRY -u USER --password-stdin",
+		Use:   "login REGISTRY -u USER [--password-stdin]",
 		Short: "Check credentials against a registry and store them in docker's config.json",
-		Long: `login checks USER and the password read from standard input against
-REGISTRY (as 'docker login' does: a ping, the token or basic-auth
+		Long: `login checks USER and its password against REGISTRY (as 'docker login' does: a ping, the token or basic-auth
 challenge, then GET /v2/ with the credentials) and, when the registry
 accepts them, stores them in docker's config.json – $DOCKER_CONFIG/config.json,
 else ~/.docker/config.json, created 0600 – or in the credential helper
 that file names. 'regmirror sync' and 'regmirror mirror-list' then find
 them, and so do docker, skopeo and crane.
 
-The password is read from standard input only, never from an argument
-(arguments show in ps and in shell history). It is stored exactly as read,
-less one final newline (as docker does), so a multi-line JSON key survives
+The password is never taken from an argument (arguments show in ps and in
+shell history): on a terminal login asks for it ("Password: ", not
+echoed); with --password-stdin it is read from standard input, less one
+final newline (as docker does), so a multi-line JSON key survives
 unchanged. A REGISTRY written with a path or a scheme is stored under its
 host, as docker does; http://REGISTRY checks the login over plain HTTP. A rejected login changes nothing and exits 1.`,
 		Example: `  # Google Artifact Registry with a service-account key (the vendor guide's first step)
@@ -61,10 +63,12 @@ host, as docker does; http://REGISTRY checks the login over plain HTTP. A reject
 			if user == "" {
 				return usageErr("--username (-u) is required")
 			}
-			if !stdin {
-				return usageErr("--password-stdin is required: regmirror reads the password from standard input only")
+			var pw string
+			if stdin {
+				pw, err = readPassword(g.stdin)
+			} else {
+				pw, err = promptPassword(g.stdin, g.stderr)
 			}
-			pw, err := readPassword(g.stdin)
 			if err != nil {
 				return err
 			}
@@ -95,7 +99,7 @@ host, as docker does; http://REGISTRY checks the login over plain HTTP. A reject
 	}
 	f := cmd.Flags()
 	f.StringVarP(&user, "username", "u", "", "user name")
-	f.BoolVar(&stdin, "password-stdin", false, "read the password from standard input (the only way to give it)")
+	f.BoolVar(&stdin, "password-stdin", false, "read the password from standard input (without it, login asks on the terminal)")
 	f.StringVarP(&password, "password", "p", "", "refused: use --password-stdin")
 	_ = f.MarkHidden("password")
 	return cmd
@@ -133,6 +137,27 @@ and exits 0; the registry itself is not asked.`,
 			return nil
 		},
 	}
+}
+
+// promptPassword asks for the password on the terminal that in is, as
+// docker login does: "Password: " on out, nothing echoed. Without a
+// terminal there is no one to ask: that is a usage error naming
+// --password-stdin.
+func promptPassword(in io.Reader, out io.Writer) (string, error) {
+	f, ok := in.(*os.File)
+	if !ok || !term.IsTerminal(int(f.Fd())) {
+		return "", usageErr("standard input is not a terminal to ask for the password: pipe it to --password-stdin")
+	}
+	fmt.Fprint(out, "Password: ")
+	b, err := term.ReadPassword(int(f.Fd()))
+	fmt.Fprintln(out) // the newline the user typed was not echoed
+	if err != nil {
+		return "", fmt.Errorf("reading the password from the terminal: %w", err)
+	}
+	if len(b) == 0 {
+		return "", usageErr("no password given")
+	}
+	return string(b), nil
 }
 
 // readPassword reads the whole of stdin and removes one final newline

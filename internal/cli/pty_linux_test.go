@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -110,4 +111,65 @@ func TestMirrorListOnATerminalDrawsProgress(t *testing.T) {
 	if !strings.Contains(screen, "\033[K") || !strings.Contains(screen, "mirror-list: 2/2 images, ") || strings.Contains(screen, "2/2 images, 0 B") {
 		t.Errorf("no status line with 2/2 images and bytes on the terminal:\n%q", screen)
 	}
+}
+
+// login without --password-stdin asks on the terminal, as docker does:
+// "Password: ", nothing echoed, and the password typed is the one checked
+// and stored. Without a terminal it is a usage error naming the flag.
+func TestLoginPromptsOnATerminal(t *testing.T) {
+	t.Setenv("DOCKER_CONFIG", t.TempDir())
+	t.Setenv("REGMIRROR_DOCKER_DAEMON_JSON", filepath.Join(t.TempDir(), "none"))
+	t.Setenv("REGMIRROR_REGISTRIES_CONF", filepath.Join(t.TempDir(), "none"))
+	dst := regtest.New(t, regtest.WithBasicAuth("mirror", "s3cret"))
+
+	_, stderr, err := executeAll("login", "-u", "mirror", "http://"+dst.Host)
+	if ExitCode(err) != ExitUsage || !strings.Contains(stderr, "--password-stdin") {
+		t.Fatalf("login without a terminal: exit %d, want %d naming --password-stdin\n%s", ExitCode(err), ExitUsage, stderr)
+	}
+
+	ptmx, tty := openPTY(t)
+	got := make(chan string)
+	go func() {
+		// Type the password once the prompt shows (echo is off by then).
+		var screen []byte
+		buf := make([]byte, 256)
+		typed := false
+		for {
+			n, err := ptmx.Read(buf)
+			screen = append(screen, buf[:n]...)
+			if !typed && bytes.Contains(screen, []byte("Password: ")) {
+				typed = true
+				echoOff(t, tty)
+				_, _ = ptmx.WriteString("s3cret\n")
+			}
+			if err != nil { // EIO once tty is closed
+				got <- string(screen)
+				return
+			}
+		}
+	}()
+	var out bytes.Buffer
+	err = Execute(context.Background(), []string{"login", "-u", "mirror", "http://" + dst.Host}, tty, &out, tty)
+	tty.Close()
+	screen := <-got
+	if err != nil || !strings.Contains(out.String(), "Login Succeeded") {
+		t.Fatalf("login on a terminal: %v\n%s\n%q", err, out.String(), screen)
+	}
+	// The registry takes only s3cret: the typed password was the one sent.
+	if !strings.Contains(screen, "Password: ") || strings.Contains(screen, "s3cret") {
+		t.Errorf("want a Password: prompt and no echo, the terminal shows %q", screen)
+	}
+}
+
+// echoOff waits (bounded) until the terminal stops echoing, as a person
+// reading the prompt before typing would.
+func echoOff(t *testing.T, tty *os.File) {
+	for range 5000 {
+		tio, err := unix.IoctlGetTermios(int(tty.Fd()), unix.TCGETS)
+		if err != nil || tio.Lflag&unix.ECHO == 0 {
+			return
+		}
+		time.Sleep(time.Millisecond)
+	}
+	t.Error("the terminal kept echoing after the prompt")
 }
