@@ -124,6 +124,12 @@ type loader struct {
 	errs   []error
 	visits int
 	tooBig bool
+
+	// printed is the printed value of the key being read (see fields).
+	printed *yaml.Node
+	// schema, when not nil, collects the keys each kind of mapping
+	// knows: what -> key (tests only).
+	schema map[string]map[string]bool
 }
 
 func (l *loader) errorf(line int, format string, args ...any) {

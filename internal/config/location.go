@@ -30,27 +30,37 @@ type rawLocation struct {
 }
 
 // location reads a task's source or target (what).
-func (l *loader) location(key, val *yaml.Node, what string, cfg *Config) Location {
+func (l *loader) location(key, val *yaml.Node, what string, cfg *Config) (Location, *yaml.Node) {
 	loc := Location{Line: key.Line}
 	n := l.resolve(val)
 	if n == nil {
-		return loc
+		return loc, nil
 	}
 	if isNull(n) {
 		l.errorf(key.Line, "%s is empty: \"registry\" is required", what)
-		return loc
+		return loc, nil
 	}
 	if n.Kind != yaml.MappingNode {
 		l.errorf(n.Line, "%s must be a mapping with a registry, not %s", what, kindName(n))
-		return loc
+		return loc, nil
 	}
 
 	var raw rawLocation
-	l.fields(n, what, map[string]field{
-		"registry":      func(key, val *yaml.Node) { raw.registry = l.str(key, val, what) },
-		"auth":          func(key, val *yaml.Node) { raw.auth = l.str(key, val, what) },
-		"username":      func(key, val *yaml.Node) { raw.username = l.str(key, val, what) },
-		"password":      func(key, val *yaml.Node) { raw.password = l.str(key, val, what) },
+	printed := l.fields(n, what, map[string]field{
+		"registry": func(key, val *yaml.Node) { raw.registry = l.str(key, val, what) },
+		"auth": func(key, val *yaml.Node) {
+			raw.auth = l.str(key, val, what)
+			if strings.TrimSpace(raw.auth.val) != "none" {
+				l.printAs(redactedNode(raw.auth))
+			}
+		},
+		"username": func(key, val *yaml.Node) { raw.username = l.str(key, val, what) },
+		"password": func(key, val *yaml.Node) {
+			raw.password = l.str(key, val, what)
+			if !envRefsOnlyRE.MatchString(raw.password.val) {
+				l.printAs(redactedNode(raw.password))
+			}
+		},
 		"password-file": func(key, val *yaml.Node) { raw.passwordFile = l.str(key, val, what) },
 		"skip-tls-verify": func(key, val *yaml.Node) {
 			loc.SkipTLSVerify, raw.skipTLSLine = l.boolean(key, val, what), key.Line
@@ -116,7 +126,7 @@ func (l *loader) location(key, val *yaml.Node, what string, cfg *Config) Locatio
 		if loc.SkipTLSVerify {
 			l.errorf(raw.skipTLSLine, "%s: \"skip-tls-verify\" does not apply to an %s (%s)", what, kind, reg)
 		}
-		return loc
+		return loc, printed
 	}
 
 	if loc.CertsDir == "" {
@@ -125,7 +135,7 @@ func (l *loader) location(key, val *yaml.Node, what string, cfg *Config) Locatio
 	loc.Lister = raw.lister
 	if l.sourcesOnly && what == "target" {
 		// The far side of an air gap: its secrets and files are not here.
-		return loc
+		return loc, printed
 	}
 	l.credentials(&loc, &raw, what)
 	l.authRefresh(&loc, &raw, what)
@@ -133,12 +143,21 @@ func (l *loader) location(key, val *yaml.Node, what string, cfg *Config) Locatio
 		loc.CAFile = raw.caFile.val
 		l.checkCAFile(raw.caFile, what)
 	}
-	return loc
+	return loc, printed
 }
 
 // credentials resolves auth, username, password and password-file. No
 // message here may contain a password, an auth string or its decoding.
 func (l *loader) credentials(loc *Location, raw *rawLocation, what string) {
+	for _, s := range []struct {
+		key string
+		v   str
+	}{{"auth", raw.auth}, {"password", raw.password}} {
+		if isRedacted(s.v) {
+			l.errorf(s.v.line, "%s: %s is a redacted value (%s, as 'regmirror config print' writes secrets), not a secret: write the real one, a ${VARIABLE} reference or password-file", what, s.key, redacted)
+			return
+		}
+	}
 	explicit := raw.username.set || raw.password.set || raw.passwordFile.set
 	if raw.auth.set && explicit {
 		l.errorf(raw.auth.line, "%s: \"auth\" cannot be combined with \"username\", \"password\" or \"password-file\"", what)

@@ -16,22 +16,22 @@ import (
 const regexPrefix = "regex:"
 
 // mapping reads mappings[i].
-func (l *loader) mapping(item *yaml.Node, i int) (Mapping, bool) {
+func (l *loader) mapping(item *yaml.Node, i int) (Mapping, *yaml.Node, bool) {
 	n := l.resolve(item)
 	if n == nil {
-		return Mapping{}, false
+		return Mapping{}, nil, false
 	}
 	m := Mapping{Line: n.Line}
 	if isNull(n) || n.Kind != yaml.MappingNode {
 		l.errorf(n.Line, "mappings[%d] must be a mapping with from (and to, tags, platform or platforms, referrers, prune), not %s", i, kindName(n))
-		return m, false
+		return m, nil, false
 	}
 	nerrs := len(l.errs)
 
 	const what = "mapping"
 	var from, to, platform str
 	var tagsKey, tagsVal, platformsKey *yaml.Node
-	l.fields(n, what, map[string]field{
+	printed := l.fields(n, what, map[string]field{
 		"from":     func(key, val *yaml.Node) { from = l.str(key, val, what) },
 		"to":       func(key, val *yaml.Node) { to = l.str(key, val, what) },
 		"platform": func(key, val *yaml.Node) { platform = l.str(key, val, what) },
@@ -103,8 +103,10 @@ func (l *loader) mapping(item *yaml.Node, i int) (Mapping, bool) {
 		}
 	}
 
-	m.Tags = l.tags(tagsKey, tagsVal)
-	return m, len(l.errs) == nerrs
+	var pt *yaml.Node
+	m.Tags, pt = l.tags(tagsKey, tagsVal)
+	setPrinted(printed, "tags", pt)
+	return m, printed, len(l.errs) == nerrs
 }
 
 // checkRegex compiles a from/to regular expression.
@@ -242,25 +244,27 @@ func (l *loader) mappingDefaults(t *Task, platforms []string, missing string) {
 }
 
 // tags compiles a mapping's tags list. No list (or an empty one) selects
-// every tag; the result is never nil when there is no error.
-func (l *loader) tags(key, val *yaml.Node) *filter.Tags {
+// every tag; the result is never nil when there is no error. The second
+// result is the list as `config print` writes it.
+func (l *loader) tags(key, val *yaml.Node) (*filter.Tags, *yaml.Node) {
 	var specs []string
 	var lines []int
+	printed := &yaml.Node{Kind: yaml.SequenceNode, Style: yaml.FlowStyle}
 	if key != nil {
 		seq := l.resolve(val)
 		switch {
 		case seq == nil:
-			return nil
+			return nil, nil
 		case isNull(seq):
 		case seq.Kind != yaml.SequenceNode:
 			l.errorf(seq.Line, "\"tags\" must be a list, not %s", kindName(seq))
-			return nil
+			return nil, nil
 		default:
 			ok := true
 			for i, item := range seq.Content {
 				v := l.resolve(item)
 				if v == nil {
-					return nil
+					return nil, nil
 				}
 				if isNull(v) || v.Kind != yaml.ScalarNode {
 					l.errorf(v.Line, "tags[%d] must be a tag or filter, not %s", i, kindName(v))
@@ -269,16 +273,17 @@ func (l *loader) tags(key, val *yaml.Node) *filter.Tags {
 				}
 				specs = append(specs, v.Value)
 				lines = append(lines, v.Line)
+				printed.Content = append(printed.Content, l.asWritten(v))
 			}
 			if !ok {
-				return nil
+				return nil, nil
 			}
 		}
 	}
 
 	tags, err := filter.ParseTags(specs)
 	if err == nil {
-		return tags
+		return tags, printed
 	}
 	// ParseTags stops at the first bad spec: carry on after it so that
 	// every bad spec is reported.
@@ -290,12 +295,12 @@ func (l *loader) tags(key, val *yaml.Node) *filter.Tags {
 				line = key.Line
 			}
 			l.errorf(line, "tags: %v", err)
-			return nil
+			return nil, nil
 		}
 		i := off + se.Index
 		l.errorf(lines[i], "tags[%d] %s: %v", i, quote(se.Spec), se.Err)
 		off = i + 1
 		_, err = filter.ParseTags(specs[off:])
 	}
-	return nil
+	return nil, nil
 }

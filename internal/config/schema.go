@@ -26,7 +26,7 @@ func (l *loader) config(root *yaml.Node) *Config {
 	ignore := func(what string) field {
 		return func(key, val *yaml.Node) { l.str(key, val, what) }
 	}
-	l.fields(root, top, map[string]field{
+	printed := l.fields(root, top, map[string]field{
 		"relay": func(key, val *yaml.Node) { relay = l.str(key, val, top) },
 		"watch": func(key, val *yaml.Node) { cfg.Watch = l.boolean(key, val, top) },
 		"skopeo": func(key, val *yaml.Node) {
@@ -72,6 +72,7 @@ func (l *loader) config(root *yaml.Node) *Config {
 		}
 	}
 	cfg.Lister = lister
+	cfg.printed = printed
 
 	if tasksKey == nil {
 		l.errorf(root.Line, "no tasks: \"tasks\" must list at least one task")
@@ -87,8 +88,10 @@ func (l *loader) config(root *yaml.Node) *Config {
 		return cfg
 	}
 	names := map[string]int{} // task name -> line
+	printedTasks := &yaml.Node{Kind: yaml.SequenceNode}
+	defer func() { setPrinted(printed, "tasks", printedTasks); cfg.printed = printed }()
 	for i, item := range seq.Content {
-		t, ok := l.task(item, i, cfg)
+		t, pt, ok := l.task(item, i, cfg)
 		if t.Name != "" {
 			if first, dup := names[t.Name]; dup {
 				l.errorf(t.Line, "duplicate task name %s (first at line %d)", quote(t.Name), first)
@@ -98,6 +101,7 @@ func (l *loader) config(root *yaml.Node) *Config {
 		}
 		if ok {
 			cfg.Tasks = append(cfg.Tasks, t)
+			printedTasks.Content = append(printedTasks.Content, pt)
 		}
 	}
 	return cfg
@@ -114,7 +118,7 @@ func (l *loader) section(key, val *yaml.Node, what string, known map[string]fiel
 		l.errorf(v.Line, "%q must be a mapping, not %s", key.Value, kindName(v))
 		return false
 	}
-	l.fields(v, what, known)
+	l.printAs(l.fields(v, what, known))
 	return true
 }
 
@@ -173,15 +177,15 @@ func (l *loader) listerFields(dst *Lister, what string) map[string]field {
 }
 
 // task reads tasks[i].
-func (l *loader) task(item *yaml.Node, i int, cfg *Config) (Task, bool) {
+func (l *loader) task(item *yaml.Node, i int, cfg *Config) (Task, *yaml.Node, bool) {
 	n := l.resolve(item)
 	if n == nil {
-		return Task{}, false
+		return Task{}, nil, false
 	}
 	t := Task{File: l.file, Line: n.Line}
 	if n.Kind != yaml.MappingNode {
 		l.errorf(n.Line, "tasks[%d] must be a mapping with name, source, target and mappings, not %s", i, kindName(n))
-		return t, false
+		return t, nil, false
 	}
 	nerrs := len(l.errs)
 
@@ -191,7 +195,7 @@ func (l *loader) task(item *yaml.Node, i int, cfg *Config) (Task, bool) {
 	var platforms []string
 	var platformsMissing string
 	missingLine := 0
-	l.fields(n, what, map[string]field{
+	printed := l.fields(n, what, map[string]field{
 		"name":     func(key, val *yaml.Node) { name = l.str(key, val, what) },
 		"interval": func(key, val *yaml.Node) { t.Interval = l.interval(key, val) },
 		"schedule": func(key, val *yaml.Node) { sched = l.str(key, val, what) },
@@ -222,7 +226,9 @@ func (l *loader) task(item *yaml.Node, i int, cfg *Config) (Task, bool) {
 	if sourceKey == nil {
 		l.errorf(t.Line, "%s has no source: \"source\" with a registry is required", label)
 	} else {
-		t.Source = l.location(sourceKey, sourceVal, "source", cfg)
+		var pl *yaml.Node
+		t.Source, pl = l.location(sourceKey, sourceVal, "source", cfg)
+		setPrinted(printed, "source", pl)
 	}
 	t.Lister = cfg.Lister
 	if t.Source.Lister != nil {
@@ -231,16 +237,22 @@ func (l *loader) task(item *yaml.Node, i int, cfg *Config) (Task, bool) {
 	if targetKey == nil {
 		l.errorf(t.Line, "%s has no target: \"target\" with a registry is required", label)
 	} else {
-		t.Target = l.location(targetKey, targetVal, "target", cfg)
+		var pl *yaml.Node
+		t.Target, pl = l.location(targetKey, targetVal, "target", cfg)
+		setPrinted(printed, "target", pl)
 	}
 
-	t.Mappings = l.mappings(mappingsKey, mappingsVal, t.Line, label)
+	var pm *yaml.Node
+	t.Mappings, pm = l.mappings(mappingsKey, mappingsVal, t.Line, label)
+	setPrinted(printed, "mappings", pm)
 	if platformsMissing != "" && len(platforms) == 0 {
 		l.errorf(missingLine, "platforms-missing goes with platforms: set the task's platforms too, or move platforms-missing to the mappings that list platforms")
 		platformsMissing = ""
 	}
 	l.mappingDefaults(&t, platforms, platformsMissing)
-	return t, len(l.errs) == nerrs && t.Name != ""
+	// Where the task is written is a fact, not a key: a comment.
+	printed.HeadComment = fmt.Sprintf("%s:%d", l.file, t.Line)
+	return t, printed, len(l.errs) == nerrs && t.Name != ""
 }
 
 // interval reads a task interval: dregsy's whole seconds, or a Go duration
@@ -320,27 +332,29 @@ func parseInt(s string, dst *int64) bool {
 }
 
 // mappings reads a task's mappings; key is nil when the task has none.
-func (l *loader) mappings(key, val *yaml.Node, taskLine int, label string) []Mapping {
+func (l *loader) mappings(key, val *yaml.Node, taskLine int, label string) ([]Mapping, *yaml.Node) {
 	if key == nil {
 		l.errorf(taskLine, "%s has no mappings: \"mappings\" must list at least one mapping", label)
-		return nil
+		return nil, nil
 	}
 	seq := l.resolve(val)
 	switch {
 	case seq == nil:
-		return nil
+		return nil, nil
 	case isNull(seq) || (seq.Kind == yaml.SequenceNode && len(seq.Content) == 0):
 		l.errorf(key.Line, "%s has no mappings: \"mappings\" must list at least one mapping", label)
-		return nil
+		return nil, nil
 	case seq.Kind != yaml.SequenceNode:
 		l.errorf(seq.Line, "\"mappings\" must be a list of mappings, not %s", kindName(seq))
-		return nil
+		return nil, nil
 	}
 	var out []Mapping
+	printed := &yaml.Node{Kind: yaml.SequenceNode}
 	for i, item := range seq.Content {
-		if m, ok := l.mapping(item, i); ok {
+		if m, pm, ok := l.mapping(item, i); ok {
 			out = append(out, m)
+			printed.Content = append(printed.Content, pm)
 		}
 	}
-	return out
+	return out, printed
 }

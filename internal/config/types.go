@@ -10,6 +10,8 @@ package config
 import (
 	"time"
 
+	"go.yaml.in/yaml/v3"
+
 	"github.com/regmirror/regmirror/internal/filter"
 	"github.com/regmirror/regmirror/internal/registry/transport"
 )
@@ -38,6 +40,9 @@ type Config struct {
 	Retry Retry
 
 	Tasks []Task
+
+	// printed is the file as Print writes it (see loader.fields).
+	printed *yaml.Node
 }
 
 // Retry is the top-level `retry:` section: how often and how patiently

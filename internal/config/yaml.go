@@ -170,14 +170,74 @@ func (l *loader) merge(v *yaml.Node, what string, active map[*yaml.Node]bool) []
 // fields walks mapping n (already resolved), calling the handler of every
 // known key and reporting unknown ones. what names the mapping in messages
 // ("task", "source").
-func (l *loader) fields(n *yaml.Node, what string, known map[string]field) {
+//
+// It returns the mapping as `config print` writes it: every known key the
+// file set, in the file's order (merge keys expanded), with its value as
+// written, or as the handler set it with l.printAs (a secret, a nested
+// section). Keys whose value is read later (a task's source, its
+// mappings) get theirs with setPrinted. Because the printed form comes
+// from the same walk as the loaded one, no key can be loaded and then left
+// out of the print.
+func (l *loader) fields(n *yaml.Node, what string, known map[string]field) *yaml.Node {
+	l.noteSchema(what, known)
+	out := &yaml.Node{Kind: yaml.MappingNode}
 	for _, kv := range l.pairs(n, what) {
 		f, ok := known[kv.key.Value]
 		if !ok {
 			l.errorf(kv.key.Line, "unknown key %q %s%s", kv.key.Value, in(what), suggest(kv.key.Value, known))
 			continue
 		}
+		outer := l.printed
+		l.printed = nil
 		f(kv.key, kv.val)
+		v := l.printed
+		l.printed = outer
+		if v == nil {
+			v = l.asWritten(kv.val)
+		}
+		out.Content = append(out.Content, &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: kv.key.Value}, v)
+	}
+	return out
+}
+
+// printAs sets the printed value of the key whose handler is running.
+func (l *loader) printAs(v *yaml.Node) { l.printed = v }
+
+// asWritten is a value's printed form: a scalar as written (its tag and
+// quoting kept, so "1.10" stays a string), null for anything else until
+// setPrinted or printAs gives it one.
+func (l *loader) asWritten(val *yaml.Node) *yaml.Node {
+	v := l.resolve(val)
+	if v == nil || v.Kind != yaml.ScalarNode {
+		return &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!null", Value: "null"}
+	}
+	return &yaml.Node{Kind: yaml.ScalarNode, Tag: v.Tag, Value: v.Value, Style: v.Style &^ (yaml.TaggedStyle)}
+}
+
+// setPrinted sets the printed value of key in the printed mapping out.
+func setPrinted(out *yaml.Node, key string, v *yaml.Node) {
+	if out == nil || v == nil {
+		return
+	}
+	for i := 0; i+1 < len(out.Content); i += 2 {
+		if out.Content[i].Value == key {
+			out.Content[i+1] = v
+			return
+		}
+	}
+}
+
+// noteSchema records the keys a mapping kind knows (for the test that
+// every key of the schema survives `config print`).
+func (l *loader) noteSchema(what string, known map[string]field) {
+	if l.schema == nil {
+		return
+	}
+	if l.schema[what] == nil {
+		l.schema[what] = map[string]bool{}
+	}
+	for k := range known {
+		l.schema[what][k] = true
 	}
 }
 

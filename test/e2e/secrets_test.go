@@ -125,7 +125,7 @@ tasks:
 	// auth failure, a copy that succeeded, the printed config. The cut
 	// body fails the blob's upload, which is retried (the debug line of
 	// the failed request names the error).
-	for _, want := range []string{`"level":"DEBUG"`, "level=DEBUG", "authentication failed", `"msg":"copied"`, "password: REDACTED", `"error":"unexpected EOF"`, "PAGE /status", `"last_run"`} {
+	for _, want := range []string{`"level":"DEBUG"`, "level=DEBUG", "authentication failed", `"msg":"copied"`, "auth: REDACTED", "password: ${SRC_PW}", `"error":"unexpected EOF"`, "PAGE /status", `"last_run"`} {
 		if !strings.Contains(all, want) {
 			t.Errorf("output lacks %q: the test does not exercise what it claims", want)
 		}
