@@ -37,7 +37,7 @@ could not be read; 2 usage or configuration error.`,
   regmirror check --config dregsy.yaml --output json`,
 		Args: positional(),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			p, _, err := makePlan(cmd.Context(), g, &tf, &pf)
+			p, _, err := makePlan(cmd, g, &tf, &pf)
 			if err != nil {
 				return err
 			}

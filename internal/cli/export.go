@@ -15,13 +15,12 @@ import (
 	"github.com/regmirror/regmirror/internal/config"
 	"github.com/regmirror/regmirror/internal/engine"
 	"github.com/regmirror/regmirror/internal/progress"
-	"github.com/regmirror/regmirror/internal/registry"
 )
 
 func newExportCmd(g *globals) *cobra.Command {
 	var (
-		cfgPath, output, since, task, platformCache string
-		jobs, transfers                             int
+		cfgPath, output, since, task string
+		ef                           engineFlags
 	)
 	cmd := &cobra.Command{
 		Use:   "export --config FILE --output PATH [--since OLD_BUNDLE]",
@@ -47,9 +46,6 @@ holds the others); 2 usage or configuration error.`,
 			if output == "" {
 				return usageErr("--output is required")
 			}
-			if jobs < 1 {
-				return usageErr("--jobs must be at least 1")
-			}
 			bar := progress.New(g.stderr, "export")
 			log, err := g.loggerTo(bar.Writer(), "text")
 			if err != nil {
@@ -70,30 +66,29 @@ holds the others); 2 usage or configuration error.`,
 			if err != nil {
 				return err
 			}
-			insecure, err := g.insecureRegistries(log)
+			es, err := g.assemble(cmd, cfg, ef, log)
 			if err != nil {
 				return err
 			}
 			for i := range tasks {
-				tasks[i].Source = markInsecure(tasks[i].Source, insecure, log)
+				tasks[i].Source = es.mark(tasks[i].Source)
 			}
 			raw, err := os.ReadFile(cfgPath)
 			if err != nil {
 				return usageErr("%v", err)
 			}
 			sum := sha256.Sum256(raw)
-			m := manners(log, cfg.Transfers, transfers)
 			bar.Start(500 * time.Millisecond)
 			res, err := bundle.Export(cmd.Context(), bundle.ExportOptions{
 				Tasks:  tasks,
 				Output: output,
 				Since:  since,
 				Config: &bundle.ConfigRef{File: filepath.Base(cfgPath), SHA256: hex.EncodeToString(sum[:])},
-				Engine: engine.New(engine.Options{Logger: log, Jobs: jobs, Registry: registry.Options{Hosts: m}, PlatformCache: platformCache,
-					OnPlanned: func(n int) { bar.SetTotal(n, 0) },
-					OnResult:  func(engine.Result) { bar.ItemDone() },
+				Engine: es.engine(runHooks{
+					onPlanned: func(n int) { bar.SetTotal(n, 0) },
+					onResult:  func(engine.Result) { bar.ItemDone() },
 					// Blobs written to the bundle, as they land.
-					OnBytes: bar.AddBytes,
+					onBytes: bar.AddBytes,
 				}),
 			})
 			bar.Stop()
@@ -125,8 +120,8 @@ holds the others); 2 usage or configuration error.`,
 	f.StringVarP(&output, "output", "o", "", "bundle to write: a directory, or a file ending in .tar")
 	f.StringVar(&since, "since", "", "earlier bundle (directory or .tar): store only what it and its chain lack")
 	f.StringVar(&task, "task", "", "export only tasks whose name fully matches this regex")
-	f.IntVarP(&jobs, "jobs", "j", 4, "images copied in parallel")
-	f.IntVar(&transfers, "transfers", 0, "blob transfers in flight (default: the config's 'transfers', else 8)")
-	f.StringVar(&platformCache, "platform-cache", defaultPlatformCache(), "platform cache file, as for sync (\"\" to disable)")
+	f.IntVarP(&ef.jobs, "jobs", "j", 4, "images copied in parallel")
+	f.IntVar(&ef.transfers, "transfers", 0, "blob transfers in flight (default: the config's 'transfers', else 8)")
+	f.StringVar(&ef.platformCache, "platform-cache", defaultPlatformCache(), "platform cache file, as for sync (\"\" to disable)")
 	return cmd
 }

@@ -20,7 +20,7 @@ func newImportCmd(g *globals) *cobra.Command {
 	var (
 		to, cfgPath, task, caFile, certsDir string
 		skipTLSVerify                       bool
-		jobs, transfers                     int
+		ef                                  engineFlags
 	)
 	cmd := &cobra.Command{
 		Use:   "import (--to REGISTRY[/PREFIX] | --config FILE) BUNDLE",
@@ -49,46 +49,44 @@ were imported); 2 usage or configuration error.`,
 			if (to == "") == (cfgPath == "") {
 				return usageErr("give exactly one of --to and --config")
 			}
-			if jobs < 1 {
-				return usageErr("--jobs must be at least 1")
-			}
 			bar := progress.New(g.stderr, "import")
 			log, err := g.loggerTo(bar.Writer(), "text")
 			if err != nil {
 				return err
 			}
-			insecure, err := g.insecureRegistries(log)
+			// With --to there is no configuration: its defaults apply.
+			var cfg *config.Config
+			if cfgPath != "" {
+				if cfg, err = loadConfig(cfgPath, log); err != nil {
+					return err
+				}
+			}
+			es, err := g.assemble(cmd, cfg, ef, log)
 			if err != nil {
 				return err
 			}
 			var routes func(string) ([]bundle.Route, error)
-			cfgTransfers := 0
-			if to != "" {
+			if cfg == nil {
 				ep, prefix, err := parseTo(to)
 				if err != nil {
 					return err
 				}
 				ep.CAFile, ep.CertsDir, ep.SkipTLSVerify = caFile, certsDir, skipTLSVerify
-				ep = markInsecure(ep, insecure, log)
+				ep = es.mark(ep)
 				routes = func(repo string) ([]bundle.Route, error) {
 					return []bundle.Route{{Task: "import", Target: ep, To: joinPath(prefix, repoPath(repo))}}, nil
 				}
 			} else {
-				cfg, err := loadConfig(cfgPath, log)
-				if err != nil {
-					return err
-				}
 				noteRelay(log, cfg)
 				selected, err := selectTasks(cfg, task)
 				if err != nil {
 					return err
 				}
-				cfgTransfers = cfg.Transfers
 				byConfig := configRoutes(selected, cfg.File)
 				routes = func(repo string) ([]bundle.Route, error) {
 					rs, err := byConfig(repo)
 					for i := range rs {
-						rs[i].Target = markInsecure(rs[i].Target, insecure, log)
+						rs[i].Target = es.mark(rs[i].Target)
 					}
 					return rs, err
 				}
@@ -99,12 +97,10 @@ were imported); 2 usage or configuration error.`,
 			}
 			defer b.Close()
 			log.Info("importing", "bundle", args[0], "id", b.Manifest.ID, "images", len(b.Manifest.Images), "created", b.Manifest.Created)
-			m := manners(log, cfgTransfers, transfers)
 			bar.Start(500 * time.Millisecond)
 			rep, err := bundle.Import(cmd.Context(), b, bundle.ImportOptions{
-				Routes: routes,
-				Engine: engine.New(engine.Options{Logger: log, Jobs: jobs, Registry: registry.Options{Hosts: m},
-					OnResult: func(engine.Result) { bar.ItemDone() }}),
+				Routes:  routes,
+				Engine:  es.engine(runHooks{onResult: func(engine.Result) { bar.ItemDone() }}),
 				OnTotal: bar.SetTotal,
 				OnBytes: bar.AddBytes,
 			})
@@ -129,8 +125,8 @@ were imported); 2 usage or configuration error.`,
 	f.StringVar(&caFile, "ca-file", "", "with --to: extra PEM CA bundle to trust")
 	f.StringVar(&certsDir, "certs-dir", "", "with --to: docker certs.d directory (CERTS_DIR/<host>/*.crt, client.cert, client.key)")
 	f.BoolVar(&skipTLSVerify, "skip-tls-verify", false, "with --to: do not verify the registry's certificate")
-	f.IntVarP(&jobs, "jobs", "j", 4, "images pushed in parallel")
-	f.IntVar(&transfers, "transfers", 0, "blob transfers in flight (default: the config's 'transfers', else 8)")
+	f.IntVarP(&ef.jobs, "jobs", "j", 4, "images pushed in parallel")
+	f.IntVar(&ef.transfers, "transfers", 0, "blob transfers in flight (default: the config's 'transfers', else 8)")
 	return cmd
 }
 

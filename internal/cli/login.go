@@ -84,7 +84,7 @@ host, as docker does; http://REGISTRY checks the login over plain HTTP. A reject
 				return fmt.Errorf("reading docker config: %w", err)
 			}
 			ep := markInsecure(registry.Endpoint{Registry: host, PlainHTTP: plainHTTP, Username: user, Password: pw}, insecure, log)
-			if err := remote.CheckLogin(cmd.Context(), ep, registry.Options{Hosts: manners(log, 0, 0)}); err != nil {
+			if err := remote.CheckLogin(cmd.Context(), ep, registry.Options{Hosts: newHosts(log)}); err != nil {
 				if errors.Is(err, remote.ErrLoginRejected) {
 					return fmt.Errorf("login to %s failed: the registry rejected user %q: %w; nothing was stored", host, user, err)
 				}

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -12,7 +11,6 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/regmirror/regmirror/internal/config"
 	"github.com/regmirror/regmirror/internal/engine"
 	"github.com/regmirror/regmirror/internal/filter"
 	"github.com/regmirror/regmirror/internal/imagelist"
@@ -101,13 +99,11 @@ failed (all others were still attempted); 2 usage error, nothing done.`,
 			if !cmd.Flags().Changed("jobs") && pullOnly {
 				jobs = 1
 			}
-			if jobs < 1 {
-				return usageErr("--jobs must be at least 1")
-			}
 			if maxReqs < 0 {
 				return usageErr("--max-requests must be 0 (no cap) or more")
 			}
-			insecure, err := g.insecureRegistries(log)
+			// No configuration: its defaults apply (retry, transfers).
+			es, err := g.assemble(cmd, nil, engineFlags{jobs: jobs, transfers: transfers, platformCache: defaultPlatformCache()}, log)
 			if err != nil {
 				return err
 			}
@@ -116,17 +112,16 @@ failed (all others were still attempted); 2 usage error, nothing done.`,
 			if err != nil {
 				return err
 			}
-			tasks, lines := listTasks(file, entries, pullOnly, insecure, plain, log)
+			tasks, lines := listTasks(file, entries, pullOnly, plain, es)
 			for i := range tasks {
 				tasks[i].Source.MaxConcurrentRequests = maxReqs
 				tasks[i].Target.MaxConcurrentRequests = maxReqs
 			}
 
-			m := manners(log, 0, transfers)
-			e := engine.New(engine.Options{Logger: log, Jobs: jobs, Registry: registry.Options{Hosts: m}, PlatformCache: defaultPlatformCache(),
-				OnPlanned: func(n int) { bar.SetTotal(n, 0) },
-				OnBytes:   bar.AddBytes,
-				OnResult:  func(engine.Result) { bar.ItemDone() },
+			e := es.engine(runHooks{
+				onPlanned: func(n int) { bar.SetTotal(n, 0) },
+				onBytes:   bar.AddBytes,
+				onResult:  func(engine.Result) { bar.ItemDone() },
 			})
 			start := time.Now()
 			bar.Start(250 * time.Millisecond)
@@ -134,7 +129,7 @@ failed (all others were still attempted); 2 usage error, nothing done.`,
 			bar.Stop()
 			lr := newListReport(file, prefixes, pullOnly, entries, rep, lines, start)
 			lr.print(g.stdout)
-			logPulls(log, m)
+			logPulls(log, es.hosts)
 			if reportPath != "" {
 				if err := lr.Write(reportPath); err != nil {
 					return fmt.Errorf("writing --report: %w", err)
@@ -196,7 +191,7 @@ func readList(file string, stdin io.Reader, p imagelist.Prefixes) ([]imagelist.E
 
 // listTasks makes one engine task per usable line, named FILE:LINE so logs
 // point at the line, and returns the line number of each task name.
-func listTasks(file string, entries []imagelist.Entry, pullOnly bool, insecure *config.Insecure, plain map[string]bool, log *slog.Logger) ([]engine.Task, map[string]int) {
+func listTasks(file string, entries []imagelist.Entry, pullOnly bool, plain map[string]bool, es *engineSetup) ([]engine.Task, map[string]int) {
 	base := filepath.Base(file)
 	if file == "-" {
 		base = "stdin"
@@ -212,12 +207,12 @@ func listTasks(file string, entries []imagelist.Entry, pullOnly bool, insecure *
 			// The parser already checked tag and digest syntax; a
 			// disagreement is a bug, reported on the line.
 			tags, _ = filter.ParseTags(nil)
-			log.Error("internal: tag filter rejects a parsed reference", "tag", en.Source.Reference(), "error", err)
+			es.log.Error("internal: tag filter rejects a parsed reference", "tag", en.Source.Reference(), "error", err)
 		}
 		name := fmt.Sprintf("%s:%d", base, en.Line)
 		lines[name] = en.Line
-		src := markInsecure(registry.Endpoint{Registry: en.Source.Registry, PlainHTTP: plain[en.Source.Registry]}, insecure, log)
-		dst := markInsecure(registry.Endpoint{Registry: en.Target.Registry, PlainHTTP: plain[en.Target.Registry]}, insecure, log)
+		src := es.mark(registry.Endpoint{Registry: en.Source.Registry, PlainHTTP: plain[en.Source.Registry]})
+		dst := es.mark(registry.Endpoint{Registry: en.Target.Registry, PlainHTTP: plain[en.Target.Registry]})
 		t := engine.Task{Name: name, Source: src, Target: dst,
 			Mappings: []engine.Mapping{{From: en.Source.Repo, To: en.Target.Repo, Tags: tags}}}
 		if pullOnly {

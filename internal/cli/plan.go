@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -20,10 +19,9 @@ import (
 // planFlags are plan's own flags (sync --dry-run uses the same, with text
 // output).
 type planFlags struct {
-	output        string
-	bytes         bool
-	jobs          int
-	platformCache string
+	output string
+	bytes  bool
+	engineFlags
 }
 
 func (f *planFlags) register(cmd *cobra.Command, output bool) {
@@ -64,7 +62,7 @@ fail (its source or target cannot be read); 2 usage or configuration error.`,
   regmirror sync --config dregsy.yaml --dry-run`,
 		Args: positional(),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return runPlan(cmd.Context(), g, &tf, &pf)
+			return runPlan(cmd, g, &tf, &pf)
 		},
 	}
 	tf.register(cmd.Flags())
@@ -76,12 +74,9 @@ fail (its source or target cannot be read); 2 usage or configuration error.`,
 
 // makePlan loads the config and asks the engine for a plan. It returns the
 // manners too: with --bytes they count the pulls the plan itself spent.
-func makePlan(ctx context.Context, g *globals, tf *taskFlags, pf *planFlags) (*engine.Plan, *transport.Hosts, error) {
+func makePlan(cmd *cobra.Command, g *globals, tf *taskFlags, pf *planFlags) (*engine.Plan, *transport.Hosts, error) {
 	if pf.output != "text" && pf.output != "json" {
 		return nil, nil, usageErr("--output %q: want text or json", pf.output)
-	}
-	if pf.jobs < 1 {
-		return nil, nil, usageErr("--jobs must be at least 1")
 	}
 	log, err := g.logger("text")
 	if err != nil {
@@ -91,16 +86,16 @@ func makePlan(ctx context.Context, g *globals, tf *taskFlags, pf *planFlags) (*e
 	if err != nil {
 		return nil, nil, err
 	}
-	// The same registries as sync may use plain HTTP (--insecure-registry,
-	// daemon.json, registries.conf).
-	insecure, err := g.insecureRegistries(log)
+	// The same engine as sync's: the same registries may use plain
+	// HTTP, the same retry: section applies.
+	pf.shard = tf.shards.engine()
+	es, err := g.assemble(cmd, cfg, pf.engineFlags, log)
 	if err != nil {
 		return nil, nil, err
 	}
-	markTasks(tasks, insecure, log)
-	m := manners(log, cfg.Transfers, 0)
-	e := engine.New(engine.Options{Logger: log, Jobs: pf.jobs, Registry: registry.Options{Hosts: m}, PlatformCache: pf.platformCache, Shard: tf.shards.engine()})
-	return e.Plan(ctx, tasks, engine.PlanOptions{Bytes: pf.bytes}), m, ctx.Err()
+	es.markTasks(tasks)
+	ctx := cmd.Context()
+	return es.engine(runHooks{}).Plan(ctx, tasks, engine.PlanOptions{Bytes: pf.bytes}), es.hosts, ctx.Err()
 }
 
 // writeJSON writes v as indented JSON: the --output json form of plan
@@ -111,8 +106,8 @@ func writeJSON(w io.Writer, v any) error {
 	return enc.Encode(v)
 }
 
-func runPlan(ctx context.Context, g *globals, tf *taskFlags, pf *planFlags) error {
-	p, m, err := makePlan(ctx, g, tf, pf)
+func runPlan(cmd *cobra.Command, g *globals, tf *taskFlags, pf *planFlags) error {
+	p, m, err := makePlan(cmd, g, tf, pf)
 	if err != nil {
 		return err
 	}

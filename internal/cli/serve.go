@@ -1,17 +1,17 @@
 package cli
 
 import (
-	"log/slog"
 	"net"
 	"os"
 
 	"github.com/spf13/cobra"
 
 	"github.com/regmirror/regmirror/internal/config"
+	"log/slog"
+
 	"github.com/regmirror/regmirror/internal/daemon"
 	"github.com/regmirror/regmirror/internal/engine"
 	"github.com/regmirror/regmirror/internal/progress"
-	"github.com/regmirror/regmirror/internal/registry"
 	"github.com/regmirror/regmirror/internal/report"
 	"github.com/regmirror/regmirror/internal/server"
 )
@@ -22,16 +22,14 @@ const defaultListen = "127.0.0.1:9090"
 
 func newServeCmd(g *globals) *cobra.Command {
 	var (
-		cfgPath       string
-		listen        string
-		jobs          int
-		transfers     int
-		platformCache string
-		shards        shardFlags
-		stateDir      string
-		historyRuns   int
-		allowTrigger  bool
-		reportDir     string
+		cfgPath      string
+		listen       string
+		ef           engineFlags
+		shards       shardFlags
+		stateDir     string
+		historyRuns  int
+		allowTrigger bool
+		reportDir    string
 	)
 	cmd := &cobra.Command{
 		Use:   "serve --config FILE [--listen ADDR] [--state-dir DIR] [--allow-trigger]",
@@ -79,9 +77,6 @@ repositories this shard owns (--shard-by task: only the tasks it owns).`,
 			if err != nil {
 				return err
 			}
-			if jobs < 1 {
-				return usageErr("--jobs must be at least 1")
-			}
 			if err := shards.parse(); err != nil {
 				return err
 			}
@@ -101,24 +96,23 @@ repositories this shard owns (--shard-by task: only the tasks it owns).`,
 			if _, err := engineTasks(cfg.Tasks); err != nil {
 				return err
 			}
+			// Engine settings (retry:, transfers:) are read at start;
+			// a reload keeps them.
+			ef.shard = shards.engine()
+			es, err := g.assemble(cmd, cfg, ef, log)
+			if err != nil {
+				return err
+			}
 			ln, err := net.Listen("tcp", listen)
 			if err != nil {
 				return usageErr("--listen %s: %v", listen, err)
 			}
-			m := manners(log, cfg.Transfers, transfers)
-			insecure, err := g.insecureRegistries(log)
-			if err != nil {
-				return err
-			}
-			d := daemon.New(daemon.Options{Logger: log, Path: cfgPath, RateLimits: m.RateLimits, Pulls: m.Pulls, Hosts: m.Status,
+			d := daemon.New(daemon.Options{Logger: log, Path: cfgPath, RateLimits: es.hosts.RateLimits, Pulls: es.hosts.Pulls, Hosts: es.hosts.Status,
 				StateDir: stateDir, HistoryRuns: historyRuns, AllowTrigger: allowTrigger,
-				Tasks: serveTasks(&shards, insecure, log), OnRun: runReports(reportDir, log)})
+				Tasks: serveTasks(&shards, es), OnRun: runReports(reportDir, log)})
 			// One engine for the daemon's life: stores, tokens,
 			// connections and the platform cache are reused by every run.
-			opts := engine.Options{Logger: log, Jobs: jobs, Registry: registry.Options{Hosts: m},
-				PlatformCache: platformCache, OnResult: d.Result, Shard: shards.engine()}
-			applyRetry(cfg.Retry, &opts) // read at start; a reload keeps them
-			return d.Run(cmd.Context(), engine.New(opts), cfg, ln)
+			return d.Run(cmd.Context(), es.engine(runHooks{onResult: d.Result}), cfg, ln)
 		},
 	}
 	f := cmd.Flags()
@@ -128,9 +122,9 @@ repositories this shard owns (--shard-by task: only the tasks it owns).`,
 	f.StringVar(&stateDir, "state-dir", "", "directory keeping each task's run history, so it survives a restart (\"\": in memory)")
 	f.IntVar(&historyRuns, "history", server.DefaultHistoryRuns, "runs per task the history keeps")
 	f.BoolVar(&allowTrigger, "allow-trigger", false, "allow the status page's \"run now\" (POST /tasks/NAME/run)")
-	f.IntVarP(&jobs, "jobs", "j", 8, "images copied in parallel per task run")
-	f.IntVar(&transfers, "transfers", 0, "blob transfers in flight across all tasks (default: the config's transfers: key, else 8)")
-	f.StringVar(&platformCache, "platform-cache", defaultPlatformCache(), "file remembering which image each multi-arch index holds per platform (\"\" keeps it in memory)")
+	f.IntVarP(&ef.jobs, "jobs", "j", 8, "images copied in parallel per task run")
+	f.IntVar(&ef.transfers, "transfers", 0, "blob transfers in flight across all tasks (default: the config's transfers: key, else 8)")
+	f.StringVar(&ef.platformCache, "platform-cache", defaultPlatformCache(), "file remembering which image each multi-arch index holds per platform (\"\" keeps it in memory)")
 	shards.register(f)
 	return cmd
 }
@@ -139,13 +133,13 @@ repositories this shard owns (--shard-by task: only the tasks it owns).`,
 // engine tasks: with --shard-by task only this shard's tasks are kept (in
 // cfg.Tasks too, which the daemon schedules them by), marked with the
 // insecure registries.
-func serveTasks(shards *shardFlags, insecure *config.Insecure, log *slog.Logger) func(*config.Config) ([]engine.Task, error) {
+func serveTasks(shards *shardFlags, es *engineSetup) func(*config.Config) ([]engine.Task, error) {
 	return func(cfg *config.Config) ([]engine.Task, error) {
-		cfg.Tasks = shards.tasks(cfg.Tasks, log)
+		cfg.Tasks = shards.tasks(cfg.Tasks, es.log)
 		tasks, err := engineTasks(cfg.Tasks)
 		if err == nil {
-			markTasks(tasks, insecure, log)
-			markVerbose(log, cfg) // each reload's verbose: settings
+			es.markTasks(tasks)
+			markVerbose(es.log, cfg) // each reload's verbose: settings
 		}
 		return tasks, err
 	}

@@ -142,7 +142,7 @@ func TestServeShardSchedulesTasks(t *testing.T) {
 			if err := sf.parse(); err != nil {
 				t.Fatal(err)
 			}
-			tasks, err := serveTasks(sf, nil, slog.New(slog.DiscardHandler))(cfg)
+			tasks, err := serveTasks(sf, &engineSetup{log: slog.New(slog.DiscardHandler), insecure: &config.Insecure{}})(cfg)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -14,20 +14,16 @@ import (
 
 	"github.com/regmirror/regmirror/internal/engine"
 	"github.com/regmirror/regmirror/internal/progress"
-	"github.com/regmirror/regmirror/internal/registry"
 	"github.com/regmirror/regmirror/internal/registry/transport"
 	"github.com/regmirror/regmirror/internal/report"
 )
 
 func newSyncCmd(g *globals) *cobra.Command {
 	var (
-		tf            taskFlags
-		jobs          int
-		transfers     int
-		platformCache string
-		dryRun        bool
-		reportPath    string
-		pf            = planFlags{output: "text"}
+		tf         taskFlags
+		dryRun     bool
+		reportPath string
+		pf         = planFlags{output: "text"}
 	)
 	cmd := &cobra.Command{
 		Use:   "sync --config FILE",
@@ -53,8 +49,7 @@ failed (all others were still attempted); 2 usage or configuration error.`,
 		Args: positional(),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if dryRun {
-				pf.jobs, pf.platformCache = jobs, platformCache
-				return runPlan(cmd.Context(), g, &tf, &pf)
+				return runPlan(cmd, g, &tf, &pf)
 			}
 			if pf.bytes {
 				return usageErr("--bytes goes with --dry-run (or 'regmirror plan')")
@@ -71,27 +66,21 @@ failed (all others were still attempted); 2 usage or configuration error.`,
 				return err
 			}
 			noteRelay(log, cfg)
-			insecure, err := g.insecureRegistries(log)
+			pf.shard = tf.shards.engine()
+			es, err := g.assemble(cmd, cfg, pf.engineFlags, log)
 			if err != nil {
 				return err
 			}
-			markTasks(tasks, insecure, log)
-			if jobs < 1 {
-				return usageErr("--jobs must be at least 1")
-			}
-			m := manners(log, cfg.Transfers, transfers)
-			opts := engine.Options{Logger: log, Jobs: jobs, Registry: registry.Options{Hosts: m}, PlatformCache: platformCache,
-				Shard:     tf.shards.engine(),
-				OnPlanned: func(n int) { bar.SetTotal(n, 0) },
-				OnBytes:   bar.AddBytes,
-				OnResult: func(r engine.Result) {
+			es.markTasks(tasks)
+			e := es.engine(runHooks{
+				onPlanned: func(n int) { bar.SetTotal(n, 0) },
+				onBytes:   bar.AddBytes,
+				onResult: func(r engine.Result) {
 					if r.Status != engine.Pruned {
 						bar.ItemDone()
 					}
 				},
-			}
-			applyRetry(cfg.Retry, &opts)
-			e := engine.New(opts)
+			})
 			bar.Start(250 * time.Millisecond)
 			started := time.Now()
 			rep := e.Run(cmd.Context(), tasks)
@@ -102,7 +91,7 @@ failed (all others were still attempted); 2 usage or configuration error.`,
 					return fmt.Errorf("writing --report: %w", err)
 				}
 			}
-			logPulls(log, m)
+			logPulls(log, es.hosts)
 			if err := reportInterrupt(cmd.Context(), log, rep); err != nil {
 				return err
 			}
@@ -114,12 +103,12 @@ failed (all others were still attempted); 2 usage or configuration error.`,
 	}
 	f := cmd.Flags()
 	tf.register(f)
-	f.IntVarP(&jobs, "jobs", "j", 8, "images copied in parallel")
+	f.IntVarP(&pf.jobs, "jobs", "j", 8, "images copied in parallel")
 	f.StringVar(&reportPath, "report", "", "write what the run did to this JSON file, one object per image (docs/reports.md)")
-	f.StringVar(&platformCache, "platform-cache", defaultPlatformCache(), "file remembering which image each multi-arch index holds per platform, so 'platform:' mappings cost no pull when current (\"\" to disable)")
+	f.StringVar(&pf.platformCache, "platform-cache", defaultPlatformCache(), "file remembering which image each multi-arch index holds per platform, so 'platform:' mappings cost no pull when current (\"\" to disable)")
 	f.BoolVar(&dryRun, "dry-run", false, "print what a sync would do and copy nothing (the same as 'regmirror plan')")
 	pf.register(cmd, false)
-	f.IntVar(&transfers, "transfers", 0, "blob transfers in flight across all tasks (default: the config's 'transfers', else 8)")
+	f.IntVar(&pf.transfers, "transfers", 0, "blob transfers in flight across all tasks (default: the config's 'transfers', else 8)")
 	return cmd
 }
 
@@ -135,21 +124,6 @@ func logSummary(log *slog.Logger, rep *engine.Report) {
 			log.Error("failed image", "task", f.Task, "source", f.Source, "target", f.Target, "tag", f.Tag, "error", f.Err)
 		}
 	}
-}
-
-// manners builds the network manners shared by a run: the flag wins over
-// the config's 'transfers', which wins over the default.
-func manners(log *slog.Logger, fromConfig, fromFlag int) *transport.Hosts {
-	m := transport.DefaultHosts()
-	m.Logger = log
-	m.UserAgent = userAgent()
-	if fromConfig > 0 {
-		m.Transfers = fromConfig
-	}
-	if fromFlag > 0 {
-		m.Transfers = fromFlag
-	}
-	return m
 }
 
 // logPulls says how many pulls (manifest GETs) each registry was charged,

@@ -221,14 +221,3 @@ func endpoint(l config.Location) registry.Endpoint {
 	}
 	return ep
 }
-
-// applyRetry puts the config's `retry:` section into engine options whose
-// Registry.Hosts is already set.
-func applyRetry(r config.Retry, o *engine.Options) {
-	o.Attempts, o.RetryWait, o.ImageTimeout = r.Attempts, r.Wait, r.ImageTimeout
-	o.Registry.Retry = &transport.Retry{Attempts: r.RequestAttempts, Wait: r.RequestWait, Factor: transport.DefaultRetry.Factor}
-	if o.Registry.Hosts != nil {
-		o.Registry.Hosts.IdleTimeout = r.IdleTimeout
-		o.Registry.Hosts.MinRate, o.Registry.Hosts.MinRateWindow = r.MinRate, r.MinRateWindow
-	}
-}
