@@ -40,7 +40,7 @@ func (l *loader) mapping(item *yaml.Node, i int) (Mapping, *yaml.Node, bool) {
 		"platforms-missing": func(key, val *yaml.Node) { m.PlatformsMissing, m.missingLine = l.platformsMissing(key, val), key.Line },
 		// Ours: copy only images signed with one of these keys.
 		"verify": func(key, val *yaml.Node) { m.Verify = l.verify(key, val) },
-		"tags":   func(key, val *yaml.Node) { tagsKey, tagsVal = key, val },
+		"tags":   func(key, val *yaml.Node) { tagsKey, tagsVal = key, val; l.printLater() },
 		// Ours: also copy what is attached to each image (signatures,
 		// attestations, SBOMs).
 		"referrers": func(key, val *yaml.Node) { m.Referrers = l.boolean(key, val, what) },

@@ -60,7 +60,7 @@ func (l *loader) config(root *yaml.Node) *Config {
 		},
 		"retry": func(key, val *yaml.Node) { l.section(key, val, "retry", l.retryFields(&cfg.Retry)) },
 		// Tasks are read last: they inherit skopeo.certs-dir and lister.
-		"tasks": func(key, val *yaml.Node) { tasksKey, tasksVal = key, val },
+		"tasks": func(key, val *yaml.Node) { tasksKey, tasksVal = key, val; l.printLater() },
 	})
 
 	if relay.set && relay.val != "" {
@@ -206,9 +206,9 @@ func (l *loader) task(item *yaml.Node, i int, cfg *Config) (Task, *yaml.Node, bo
 		"verify":            func(key, val *yaml.Node) { t.verify = l.verify(key, val) },
 		// Locations and mappings are read after the task's own keys so
 		// that their messages come in a stable order.
-		"source":   func(key, val *yaml.Node) { sourceKey, sourceVal = key, val },
-		"target":   func(key, val *yaml.Node) { targetKey, targetVal = key, val },
-		"mappings": func(key, val *yaml.Node) { mappingsKey, mappingsVal = key, val },
+		"source":   func(key, val *yaml.Node) { sourceKey, sourceVal = key, val; l.printLater() },
+		"target":   func(key, val *yaml.Node) { targetKey, targetVal = key, val; l.printLater() },
+		"mappings": func(key, val *yaml.Node) { mappingsKey, mappingsVal = key, val; l.printLater() },
 	})
 
 	label := fmt.Sprintf("tasks[%d]", i)

@@ -203,15 +203,32 @@ func (l *loader) fields(n *yaml.Node, what string, known map[string]field) *yaml
 // printAs sets the printed value of the key whose handler is running.
 func (l *loader) printAs(v *yaml.Node) { l.printed = v }
 
-// asWritten is a value's printed form: a scalar as written (its tag and
-// quoting kept, so "1.10" stays a string), null for anything else until
-// setPrinted or printAs gives it one.
+// printLater leaves the printed value of the key whose handler is running
+// to setPrinted, once the value has been read (tasks, a task's source and
+// target, its mappings, their tags): copying it as written first would be
+// wasted work, and quadratic for aliases.
+func (l *loader) printLater() {
+	l.printed = &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!null", Value: "null"}
+}
+
+// asWritten is a value's printed form: as written, aliases resolved, with
+// each scalar's tag and quoting kept (so "1.10" stays a string). Handlers
+// of secrets and sections set theirs with printAs instead.
 func (l *loader) asWritten(val *yaml.Node) *yaml.Node {
 	v := l.resolve(val)
-	if v == nil || v.Kind != yaml.ScalarNode {
+	if v == nil {
 		return &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!null", Value: "null"}
 	}
-	return &yaml.Node{Kind: yaml.ScalarNode, Tag: v.Tag, Value: v.Value, Style: v.Style &^ (yaml.TaggedStyle)}
+	out := &yaml.Node{Kind: v.Kind, Tag: v.Tag, Value: v.Value, Style: v.Style &^ yaml.TaggedStyle}
+	if v.Kind != yaml.ScalarNode && v.Kind != yaml.SequenceNode && v.Kind != yaml.MappingNode {
+		return &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!null", Value: "null"}
+	}
+	for _, c := range v.Content {
+		if out.Content = append(out.Content, l.asWritten(c)); l.tooBig {
+			break
+		}
+	}
+	return out
 }
 
 // setPrinted sets the printed value of key in the printed mapping out.
