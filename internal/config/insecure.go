@@ -95,15 +95,6 @@ func (in *Insecure) Match(host string) (string, bool) {
 	return "", false
 }
 
-// Hosts lists the hosts marked by name, for messages.
-func (in *Insecure) Hosts() []string {
-	var out []string
-	for h := range in.hosts {
-		out = append(out, h)
-	}
-	return out
-}
-
 // SystemPaths returns the daemon.json and registries.conf paths to read:
 // the defaults, or what the environment says.
 func SystemPaths() (daemonJSON, registriesConf string) {

@@ -251,10 +251,6 @@ func (t *Tags) NeedsList() bool {
 // Specs returns the specs as given to ParseTags.
 func (t *Tags) Specs() []string { return slices.Clone(t.specs) }
 
-// Verbatim returns the verbatim entries, trimmed and deduplicated, in the
-// order given.
-func (t *Tags) Verbatim() []string { return slices.Clone(t.verbatim) }
-
 // Select returns the tags to mirror out of available, deduplicated and
 // sorted with sort.Strings. available is not modified.
 func (t *Tags) Select(available []string) []string {

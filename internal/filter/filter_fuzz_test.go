@@ -44,7 +44,7 @@ func FuzzParseTags(f *testing.F) {
 		if len(slices.Compact(slices.Clone(got))) != len(got) {
 			t.Fatalf("Select has duplicates: %q", got)
 		}
-		for _, v := range tags.Verbatim() {
+		for _, v := range tags.verbatim {
 			if _, found := slices.BinarySearch(got, v); !found {
 				t.Fatalf("Select %q lacks verbatim %q", got, v)
 			}
