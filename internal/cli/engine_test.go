@@ -3,6 +3,7 @@ package cli
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"os"
@@ -77,5 +78,50 @@ func TestTransfersZeroIsAUsageError(t *testing.T) {
 		if code := ExitCode(err); code != ExitUsage || !strings.Contains(errs, "--transfers must be at least 1") {
 			t.Errorf("%s --transfers 0: exit %d, want %d saying --transfers must be at least 1\n%s", args[0], code, ExitUsage, errs)
 		}
+	}
+}
+
+// TestFailureLoggedOnce: an image that fails is logged once at error
+// level, with its reason, where it failed; the summary names it without
+// logging it again.
+func TestFailureLoggedOnce(t *testing.T) {
+	dir := t.TempDir()
+	src, err := filepath.Abs("../../examples/oci-source")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := filepath.Join(dir, "cfg.yaml")
+	doc := fmt.Sprintf("tasks:\n  - name: t\n    source: {registry: 'oci:%s'}\n    target: {registry: 'oci:%s'}\n    mappings: [{from: library/hello, tags: [1.0.0, 9.9.9]}]\n", src, filepath.Join(dir, "out"))
+	if err := os.WriteFile(cfg, []byte(doc), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, errs, code := runCLI(t, "sync", "--config", cfg, "--log-format", "json")
+	if code != ExitFailed {
+		t.Fatalf("sync: exit %d, want %d\n%s", code, ExitFailed, errs)
+	}
+	errorLines, summaries := 0, 0
+	for _, line := range strings.Split(strings.TrimSpace(errs), "\n") {
+		var rec struct {
+			Level, Msg   string
+			FailedImages []string `json:"failed_images"`
+		}
+		if err := json.Unmarshal([]byte(line), &rec); err != nil {
+			t.Fatalf("not a JSON log line: %q", line)
+		}
+		if rec.Level == "ERROR" {
+			errorLines++
+			if !strings.Contains(line, "9.9.9") {
+				t.Errorf("error line does not name the image: %s", line)
+			}
+		}
+		if rec.Msg == "summary" {
+			summaries++
+			if len(rec.FailedImages) != 1 || !strings.HasSuffix(rec.FailedImages[0], ":9.9.9") {
+				t.Errorf("summary names %q, want the one failed image", rec.FailedImages)
+			}
+		}
+	}
+	if errorLines != 1 || summaries != 1 {
+		t.Errorf("%d error lines and %d summaries, want 1 and 1:\n%s", errorLines, summaries, errs)
 	}
 }

@@ -112,17 +112,28 @@ failed (all others were still attempted); 2 usage or configuration error.`,
 	return cmd
 }
 
-// logSummary writes one summary line per task and then every failure with
-// its reason, so the end of a log says everything a reader needs.
+// logSummary writes one summary line per task: the counts and the names
+// of the images that failed. Each failure was logged with its reason, at
+// error level, where it happened (the engine's line for the image); it is
+// not logged again.
 func logSummary(log *slog.Logger, rep *engine.Report) {
 	for _, s := range rep.Summaries() {
-		log.Info("summary", "task", s.Task, "copied", s.Copied, "skipped", s.Skipped, "failed", s.Failed, "pruned", s.Pruned, "bytes", s.Bytes)
+		attrs := []any{"task", s.Task, "copied", s.Copied, "skipped", s.Skipped, "failed", s.Failed, "pruned", s.Pruned, "bytes", s.Bytes}
+		var names []string
 		for _, f := range s.Failures {
 			if errors.Is(f.Err, transport.ErrUnreachable) {
 				continue // counted once per registry by the engine
 			}
-			log.Error("failed image", "task", f.Task, "source", f.Source, "target", f.Target, "tag", f.Tag, "error", f.Err)
+			name := f.Target
+			if name == "" {
+				name = f.Source
+			}
+			names = append(names, name)
 		}
+		if len(names) > 0 {
+			attrs = append(attrs, "failed_images", names)
+		}
+		log.Info("summary", attrs...)
 	}
 }
 
