@@ -16,6 +16,7 @@ import (
 
 	"github.com/regmirror/regmirror/internal/atomicfile"
 	"github.com/regmirror/regmirror/internal/engine"
+	"github.com/regmirror/regmirror/internal/filter"
 	"github.com/regmirror/regmirror/internal/registry"
 	"github.com/regmirror/regmirror/internal/registry/layout"
 )
@@ -77,7 +78,7 @@ func joinPrefix(prefix, path string) string {
 // source repository. A "regex:" From (repository discovery) takes the
 // registry as a prefix, so each discovered path keeps its own name.
 func bundleTo(src registry.Endpoint, from string) string {
-	if strings.HasPrefix(strings.TrimSpace(from), "regex:") {
+	if filter.IsRepoRegex(from) {
 		return NamePrefix(src)
 	}
 	return Name(src, from)
@@ -131,7 +132,9 @@ func Export(ctx context.Context, o ExportOptions) (*ExportResult, error) {
 		t.Target, t.TargetStore = ep, target
 		t.Mappings = slices.Clone(t.Mappings)
 		for j := range t.Mappings {
-			t.Mappings[j].To = bundleTo(t.Source, t.Mappings[j].From)
+			// A new To: the compiled pair no longer applies, the
+			// engine compiles From and this To.
+			t.Mappings[j].To, t.Mappings[j].Repos = bundleTo(t.Source, t.Mappings[j].From), nil
 		}
 		tasks[i] = t
 	}

@@ -11,7 +11,6 @@ import (
 	"github.com/regmirror/regmirror/internal/bundle"
 	"github.com/regmirror/regmirror/internal/config"
 	"github.com/regmirror/regmirror/internal/engine"
-	"github.com/regmirror/regmirror/internal/filter"
 	"github.com/regmirror/regmirror/internal/progress"
 	"github.com/regmirror/regmirror/internal/registry"
 )
@@ -175,10 +174,7 @@ func configRoutes(tasks []config.Task, file string) func(string) ([]bundle.Route
 				}
 			}
 			for _, m := range t.Mappings {
-				rm, err := filter.ParseRepoMap(m.From, m.To)
-				if err != nil {
-					return nil, fmt.Errorf("task %s: %w", t.Name, err)
-				}
+				rm := m.Repos // compiled by config
 				for _, from := range rm.Sources([]string{path}) {
 					if bundle.Name(src, from) != repo {
 						continue

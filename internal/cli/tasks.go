@@ -163,20 +163,12 @@ func engineTasks(tasks []config.Task) ([]engine.Task, error) {
 		et := engine.Task{Name: t.Name, Source: endpoint(t.Source), Target: endpoint(t.Target),
 			Lister: engine.Lister{MaxItems: t.Lister.MaxItems, CacheDuration: t.Lister.CacheDuration, Type: t.Lister.Type}}
 		for _, m := range t.Mappings {
-			em := engine.Mapping{From: m.From, To: m.To, Tags: m.Tags, Referrers: m.Referrers, Prune: m.Prune, Origin: fmt.Sprintf("%s:%d", t.File, m.Line)}
-			if m.Platform != "" && m.Platform != "all" {
-				p, err := v1.ParsePlatform(m.Platform)
-				if err != nil {
-					return nil, usageErr("task %s: platform %q: %v", t.Name, m.Platform, err)
-				}
-				em.Platform = p
-			}
+			em := engine.Mapping{From: m.From, To: m.To, Repos: m.Repos, Tags: m.Tags, Platform: m.Platform,
+				Referrers: m.Referrers, Prune: m.Prune, Origin: fmt.Sprintf("%s:%d", t.File, m.Line)}
 			for _, ps := range m.Platforms {
-				p, err := v1.ParsePlatform(ps)
-				if err != nil { // checked at load time already
-					return nil, usageErr("task %s: platforms: %q: %v", t.Name, ps, err)
+				if p, err := v1.ParsePlatform(ps); err == nil { // checked at load time already
+					em.Platforms = append(em.Platforms, *p)
 				}
-				em.Platforms = append(em.Platforms, *p)
 			}
 			em.PlatformsSkipMissing = m.PlatformsMissing == "skip"
 			if m.Verify != nil {

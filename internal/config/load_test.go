@@ -113,7 +113,7 @@ func TestLoadFixtures(t *testing.T) {
 					if m.Tags == nil {
 						t.Errorf("mapping %s: nil Tags", m.From)
 					}
-					if m.Platform != "" || m.Line == 0 {
+					if m.Platform != nil || m.Line == 0 {
 						t.Errorf("mapping %s: platform %q line %d", m.From, m.Platform, m.Line)
 					}
 				}
@@ -169,7 +169,7 @@ func TestLoadDefaults(t *testing.T) {
 		t.Errorf("source %+v", tk.Source)
 	}
 	m := tk.Mappings[0]
-	if m.From != "a/b" || m.To != "a/b" || m.Tags == nil || m.Platform != "" || m.Line != 8 {
+	if m.From != "a/b" || m.To != "a/b" || m.Tags == nil || m.Platform != nil || m.Line != 8 {
 		t.Errorf("mapping %+v", m)
 	}
 	if sel := m.Tags.Select([]string{"1", "latest"}); len(sel) != 2 {
@@ -235,13 +235,13 @@ func TestLoadOK(t *testing.T) {
 			}},
 		{"schedule cron", task(`    schedule: "*/2 * * * * *"`, "    interval: 0"),
 			func(t *testing.T, c *Config) {
-				if c.Tasks[0].Schedule != "*/2 * * * * *" || c.Tasks[0].Interval != 0 {
+				if c.Tasks[0].Schedule.String() != "*/2 * * * * *" || c.Tasks[0].Interval != 0 {
 					t.Errorf("schedule %q interval %v", c.Tasks[0].Schedule, c.Tasks[0].Interval)
 				}
 			}},
 		{"schedule descriptor", task("    schedule: '@daily'"),
 			func(t *testing.T, c *Config) {
-				if c.Tasks[0].Schedule != "@daily" {
+				if c.Tasks[0].Schedule.String() != "@daily" {
 					t.Errorf("schedule %q", c.Tasks[0].Schedule)
 				}
 			}},
@@ -396,10 +396,10 @@ func TestLoadOK(t *testing.T) {
 		), 1),
 			func(t *testing.T, c *Config) {
 				ms := c.Tasks[0].Mappings
-				if ms[0].From != "redis" || ms[0].To != "mirror/redis" || ms[0].Platform != "linux/arm64/v8" {
+				if ms[0].From != "redis" || ms[0].To != "mirror/redis" || ms[0].Platform.String() != "linux/arm64/v8" {
 					t.Errorf("mapping 0 %+v", ms[0])
 				}
-				if ms[1].To != "busybox" || ms[1].Platform != "all" || ms[1].Tags.Specs()[0] != "1.10" {
+				if ms[1].To != "busybox" || ms[1].Platform != nil || ms[1].Tags.Specs()[0] != "1.10" {
 					t.Errorf("mapping 1 %+v", ms[1])
 				}
 			}},

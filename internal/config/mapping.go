@@ -2,7 +2,6 @@ package config
 
 import (
 	"errors"
-	"regexp"
 	"strings"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -11,9 +10,6 @@ import (
 	"github.com/regmirror/regmirror/internal/filter"
 	"github.com/regmirror/regmirror/internal/registry"
 )
-
-// regexPrefix marks dregsy's repository regexes in from and to.
-const regexPrefix = "regex:"
 
 // mapping reads mappings[i].
 func (l *loader) mapping(item *yaml.Node, i int) (Mapping, *yaml.Node, bool) {
@@ -48,55 +44,60 @@ func (l *loader) mapping(item *yaml.Node, i int) (Mapping, *yaml.Node, bool) {
 		"prune": func(key, val *yaml.Node) { m.Prune = l.boolean(key, val, what) },
 	})
 
-	// from
-	fromRegex := false
+	// from and to. The regex: grammar is filter's (one parser for the
+	// loader, the engine, import and export); plain paths are checked
+	// against the distribution grammar here.
+	fromRegex, toRegex := filter.IsRepoRegex(from.val), filter.IsRepoRegex(to.val)
 	switch {
 	case !from.set || from.val == "":
 		l.errorf(m.Line, "mappings[%d] has no \"from\": the source repository is required", i)
-	case strings.HasPrefix(from.val, regexPrefix):
+	case fromRegex:
 		// Kept verbatim: repositories are discovered and matched later.
-		fromRegex = true
 		m.From = from.val
-		if problem := checkRegex(from.val[len(regexPrefix):]); problem != "" {
-			l.errorf(from.line, "from %s: %s", quote(from.val), problem)
-		} else if strings.HasPrefix(strings.TrimSpace(from.val[len(regexPrefix):]), "!") {
-			// dregsy negates tag regexes only; a negated repository
-			// match would select a whole catalog.
-			l.errorf(from.line, "from %s: a repository regex cannot be negated with \"!\"", quote(from.val))
-		}
 	default:
 		m.From = strings.TrimPrefix(from.val, "/")
 		if problem := checkRepoPath(m.From); problem != "" {
 			l.errorf(from.line, "from %s: %s", quote(from.val), problem)
 		}
 	}
-
-	// to
 	switch {
 	case !to.set || to.val == "":
 		if !fromRegex {
 			m.To = m.From
 		}
-	case strings.HasPrefix(to.val, regexPrefix):
+	case toRegex:
 		m.To = to.val
-		re, _, found := strings.Cut(to.val[len(regexPrefix):], ",")
-		if !found {
-			l.errorf(to.line, "to %s: replacement missing: want regex:EXPRESSION,REPLACEMENT", quote(to.val))
-		} else if problem := checkRegex(re); problem != "" {
-			l.errorf(to.line, "to %s: %s", quote(to.val), problem)
-		}
 	default:
 		m.To = strings.TrimPrefix(to.val, "/")
 		if problem := checkRepoPath(m.To); problem != "" {
 			l.errorf(to.line, "to %s: %s", quote(to.val), problem)
 		}
 	}
+	if m.From != "" {
+		rm, err := filter.ParseRepoMap(m.From, m.To)
+		for _, e := range joined(err) {
+			var re *filter.RepoMapError
+			switch {
+			case !errors.As(e, &re):
+				l.errorf(m.Line, "%v", e)
+			case re.Key == "from" && fromRegex:
+				l.errorf(from.line, "from %s: %v", quote(from.val), re.Err)
+			case re.Key == "to" && toRegex:
+				l.errorf(to.line, "to %s: %v", quote(to.val), re.Err)
+			}
+			// A plain path's problems were reported above, in the
+			// distribution grammar's words.
+		}
+		m.Repos = rm
+	}
 
 	// platform
 	if platform.set && platform.val != "" {
-		m.Platform = platform.val
+		m.platformText = platform.val
 		if problem := checkPlatform(platform.val); problem != "" {
 			l.errorf(platform.line, "platform %s: %s", quote(platform.val), problem)
+		} else if platform.val != "all" {
+			m.Platform, _ = v1.ParsePlatform(platform.val) // checked just above
 		}
 		if platformsKey != nil {
 			l.errorf(platformsKey.Line, "platform and platforms cannot both be set: platform copies one platform's image, platforms an index of several")
@@ -107,18 +108,6 @@ func (l *loader) mapping(item *yaml.Node, i int) (Mapping, *yaml.Node, bool) {
 	m.Tags, pt = l.tags(tagsKey, tagsVal)
 	setPrinted(printed, "tags", pt)
 	return m, printed, len(l.errs) == nerrs
-}
-
-// checkRegex compiles a from/to regular expression.
-func checkRegex(re string) string {
-	re = strings.TrimSpace(re)
-	if re == "" {
-		return "empty regular expression"
-	}
-	if _, err := regexp.Compile(re); err != nil {
-		return err.Error()
-	}
-	return ""
 }
 
 // checkRepoPath checks a repository path (without registry) against the
@@ -227,7 +216,7 @@ func (l *loader) mappingDefaults(t *Task, platforms []string, missing string) {
 		if m.Verify == nil {
 			m.Verify = t.verify
 		}
-		if len(m.Platforms) == 0 && m.Platform == "" {
+		if len(m.Platforms) == 0 && m.platformText == "" {
 			m.Platforms = platforms
 		}
 		if m.PlatformsMissing == "" && len(m.Platforms) > 0 {
@@ -235,8 +224,8 @@ func (l *loader) mappingDefaults(t *Task, platforms []string, missing string) {
 		}
 		if m.PlatformsMissing != "" && len(m.Platforms) == 0 {
 			copies := "every platform"
-			if m.Platform != "" {
-				copies = "one platform (platform: " + m.Platform + ")"
+			if m.platformText != "" {
+				copies = "one platform (platform: " + m.platformText + ")"
 			}
 			l.errorf(m.missingLine, "platforms-missing goes with platforms: this mapping copies %s", copies)
 		}
@@ -303,4 +292,16 @@ func (l *loader) tags(key, val *yaml.Node) (*filter.Tags, *yaml.Node) {
 		_, err = filter.ParseTags(specs[off:])
 	}
 	return nil, nil
+}
+
+// joined returns the errors in err: its members when it is an
+// errors.Join, err alone otherwise, none for nil.
+func joined(err error) []error {
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		return j.Unwrap()
+	}
+	if err == nil {
+		return nil
+	}
+	return []error{err}
 }

@@ -33,7 +33,7 @@ func TestPlatformsKey(t *testing.T) {
 	if ms[0].PlatformsMissing != "" || ms[1].PlatformsMissing != "skip" {
 		t.Errorf("platforms-missing %q, %q; want \"\" (fail), skip", ms[0].PlatformsMissing, ms[1].PlatformsMissing)
 	}
-	if ms[2].Platform != "linux/amd64" {
+	if ms[2].Platform == nil || ms[2].Platform.String() != "linux/amd64" {
 		t.Errorf("a mapping's platform: keeps it out of the task's platforms: %+v", ms[2])
 	}
 }

@@ -2,6 +2,7 @@ package config
 
 import (
 	"bytes"
+	"crypto/elliptic"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -57,6 +58,8 @@ func keysSet(t *testing.T, cfg *Config) map[string]map[string]bool {
 				}
 			case what == "source" || what == "target":
 				walk(v, what+" "+k)
+			default: // a section of a task or mapping (verify)
+				walk(v, k)
 			}
 		}
 	}
@@ -100,7 +103,7 @@ func withoutPlaces(c *Config) (Config, [][]string) {
 		tk.Mappings = slices.Clone(tk.Mappings)
 		for j := range tk.Mappings {
 			m := &tk.Mappings[j]
-			m.Line = 0
+			m.Line, m.missingLine = 0, 0
 			specs = append(specs, m.Tags.Specs())
 			m.Tags = nil
 		}
@@ -115,6 +118,7 @@ func withoutPlaces(c *Config) (Config, [][]string) {
 func TestPrintRoundTripsEverySchemaKey(t *testing.T) {
 	dir := t.TempDir()
 	ca := writeCA(t, dir)
+	key := writeKey(t, dir, "cosign.pub", elliptic.P256())
 	pwFile := filepath.Join(dir, "pw")
 	if err := os.WriteFile(pwFile, []byte("s3cret\n"), 0o600); err != nil {
 		t.Fatal(err)
@@ -129,7 +133,7 @@ func TestPrintRoundTripsEverySchemaKey(t *testing.T) {
 		"api-version: '1.41'",
 		"lister: {maxItems: 50, cacheDuration: 30m}",
 		"transfers: 4",
-		"retry: {attempts: 2, wait: 3s, request-attempts: 7, request-wait: 500ms, idle-timeout: 1m}",
+		"retry: {attempts: 2, wait: 3s, request-attempts: 7, request-wait: 500ms, idle-timeout: 1m, min-rate: 512, min-rate-window: 30s, image-timeout: 2h}",
 		"base: &base",
 		"tasks:",
 		"  - name: interval",
@@ -151,13 +155,17 @@ func TestPrintRoundTripsEverySchemaKey(t *testing.T) {
 		"        platform: linux/arm64/v8",
 		"        referrers: true",
 		"        prune: true",
+		"        verify: {keys: ["+key+"]}",
 		"      - from: 'regex:team/.*'",
 		"        to: 'regex:team/,mirror/'",
 		"  - name: cron",
 		"    schedule: '0 3 * * *'",
+		"    platforms: [linux/amd64, linux/arm64]",
+		"    platforms-missing: skip",
+		"    verify: {keys: ["+key+"]}",
 		"    source: {registry: 'oci:"+dir+"/layout'}",
 		"    target: {registry: 123456789012.dkr.ecr.eu-west-1.amazonaws.com, auth-refresh: 12h, username: AWS, password-file: "+pwFile+"}",
-		"    mappings: [{from: a/b}]",
+		"    mappings: [{from: a/b}, {from: c/d, platforms: [linux/arm64], platforms-missing: fail}]",
 	)}
 	docs[0] = strings.Replace(docs[0], "base: &base\n", "", 1)
 

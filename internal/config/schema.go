@@ -299,7 +299,8 @@ func (l *loader) schedule(t *Task, s str) {
 		l.errorf(s.line, "schedule is empty: want a cron expression such as \"0 3 * * *\"")
 		return
 	}
-	if _, err := schedule.ParseCron(expr); err != nil {
+	c, err := schedule.ParseCron(expr)
+	if err != nil {
 		l.errorf(s.line, "schedule %s: bad cron expression: %v", quote(s.val), err)
 		return
 	}
@@ -307,7 +308,7 @@ func (l *loader) schedule(t *Task, s str) {
 		l.errorf(s.line, "schedule and a non-zero interval cannot both be set: choose one")
 		return
 	}
-	t.Schedule = expr
+	t.Schedule = &c
 }
 
 func isDigits(s string) bool {

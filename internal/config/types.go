@@ -10,10 +10,12 @@ package config
 import (
 	"time"
 
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"go.yaml.in/yaml/v3"
 
 	"github.com/regmirror/regmirror/internal/filter"
 	"github.com/regmirror/regmirror/internal/registry/transport"
+	"github.com/regmirror/regmirror/internal/schedule"
 )
 
 // Config is a loaded and validated configuration file.
@@ -48,18 +50,18 @@ type Config struct {
 // Retry is the top-level `retry:` section: how often and how patiently
 // transient failures (5xx, 429, cut or stalled connections, expired upload
 // sessions) are retried. Permanent ones (400, 401, 403, 404, a digest
-// mismatch) never are.
+// mismatch) never are. Defaults are filled in (DefaultRetry).
 type Retry struct {
-	// Attempts is how many times one image copy is tried (default 3);
-	// Wait is the first pause between tries, doubled each time (2s).
+	// Attempts is how many times one image copy is tried; Wait is the
+	// first pause between tries, doubled each time.
 	Attempts int
 	Wait     time.Duration
-	// RequestAttempts is how many times one HTTP request is sent
-	// (default 4); RequestWait the first pause, tripled each time (1s).
+	// RequestAttempts is how many times one HTTP request is sent;
+	// RequestWait the first pause, tripled each time.
 	RequestAttempts int
 	RequestWait     time.Duration
-	// IdleTimeout fails a response that delivers no byte for this long
-	// (default 2m), so that it can be retried.
+	// IdleTimeout fails a response that delivers no byte for this long,
+	// so that it can be retried.
 	IdleTimeout time.Duration
 	// MinRate (bytes per second, default 1 KiB/s) and MinRateWindow
 	// (default 1m) are every transfer's progress deadline: a response
@@ -98,10 +100,10 @@ type Task struct {
 	Name string
 	// Interval between runs in daemon mode; 0 means one-off.
 	Interval time.Duration
-	// Schedule is a cron expression (ours, `schedule:`), checked to
-	// parse; "" when the task has none. Never set together with a
-	// non-zero Interval.
-	Schedule string
+	// Schedule is the parsed cron expression of `schedule:` (ours); nil
+	// when the task has none. Never set together with a non-zero
+	// Interval.
+	Schedule *schedule.Cron
 	Verbose  bool
 
 	Source   Location
@@ -120,6 +122,9 @@ type Task struct {
 
 	verify *Verify // the task's verify:, given to its mappings
 }
+
+// Spec is when the task runs in daemon mode.
+func (t Task) Spec() schedule.Spec { return schedule.Spec{Interval: t.Interval, Cron: t.Schedule} }
 
 // Location is a registry end of a task.
 type Location struct {
@@ -194,12 +199,16 @@ type Mapping struct {
 	// When From is a regex: a plain To is a prefix (dregsy: To + path)
 	// and an empty To keeps each discovered repository's own path.
 	To string
+	// Repos is From and To compiled: which source repositories the
+	// mapping names and where each goes.
+	Repos *filter.RepoMap
 	// Tags is the compiled tag selection; it is never nil (an empty
 	// `tags:` selects every tag).
 	Tags *filter.Tags
-	// Platform is "" (copy the whole index byte for byte), "all" (the
-	// same) or "os/arch[/variant]".
-	Platform string
+	// Platform, when set, copies only that platform's image of a
+	// multi-arch tag (`platform: os/arch[/variant]`); nil copies the whole
+	// index byte for byte (no platform, or "all").
+	Platform *v1.Platform
 	// Platforms, when set, copies an index holding only these platforms'
 	// images ("os/arch[/variant]", in the order written; ours). Exclusive
 	// with Platform; the task's `platforms:` when the mapping sets
@@ -224,7 +233,8 @@ type Mapping struct {
 
 	Line int
 
-	missingLine int // where platforms-missing was written, for messages
+	missingLine  int    // where platforms-missing was written, for messages
+	platformText string // platform: as written ("all" included), "" when not set
 }
 
 // Secret is a string that never prints itself.

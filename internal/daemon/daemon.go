@@ -177,14 +177,7 @@ func (d *Daemon) apply(cfg *config.Config, reason string) error {
 	jobs := make([]schedule.Job, 0, len(tasks))
 	infos := make([]server.TaskInfo, 0, len(tasks))
 	for i, t := range cfg.Tasks {
-		spec := schedule.Spec{Interval: t.Interval}
-		if t.Schedule != "" {
-			c, err := schedule.ParseCron(t.Schedule)
-			if err != nil { // checked at load time already
-				return &config.Error{File: cfg.File, Line: t.Line, Msg: err.Error()}
-			}
-			spec.Cron = &c
-		}
+		spec := t.Spec()
 		et := tasks[i]
 		jobs = append(jobs, schedule.Job{Name: t.Name, Spec: spec, Fingerprint: Fingerprint(et, spec), Run: d.runner(et)})
 		infos = append(infos, server.TaskInfo{Name: t.Name, Source: t.Source.Registry, Target: t.Target.Registry})

@@ -73,6 +73,9 @@ type Task struct {
 type Mapping struct {
 	From string
 	To   string
+	// Repos is From and To compiled (config hands them over that way);
+	// nil: the engine compiles them. Whoever changes From or To clears it.
+	Repos *filter.RepoMap
 	// Origin says where the mapping was written ("dregsy.yaml:12"), for
 	// messages only: it is not part of what the mapping does (the
 	// daemon's fingerprint leaves it out).
@@ -592,9 +595,12 @@ func (e *Engine) expandMapping(ctx context.Context, run uint64, ti, mi int, t *T
 	}
 	base.src, base.dst = src, dst
 	base.srcR, base.dstR = src.Ref(m.From, ""), refOf(dst, m.To, "")
-	rm, err := filter.ParseRepoMap(m.From, m.To)
-	if err != nil {
-		return fail(fmt.Errorf("%s: %w", mappingName(t, mi), err))
+	rm := m.Repos
+	if rm == nil {
+		var err error
+		if rm, err = filter.ParseRepoMap(m.From, m.To); err != nil {
+			return fail(fmt.Errorf("%s: %w", mappingName(t, mi), err))
+		}
 	}
 
 	var listed []string
@@ -659,7 +665,7 @@ func (e *Engine) expandMapping(ctx context.Context, run uint64, ti, mi int, t *T
 		// The repository's own mapping: every other setting (tags,
 		// platform, referrers, ...) as written.
 		own := *m
-		own.From, own.To = from, to
+		own.From, own.To, own.Repos = from, to, nil
 		j.mapping = &own
 		j.srcRepo = from
 		if dst != nil {

@@ -16,7 +16,7 @@ import (
 // nothing and opens no engine of its own making.
 var allowedImports = map[string][]string{
 	"internal/engine": {"internal/filter", "internal/shard", "internal/verify", "internal/registry", "internal/registry/stores", "internal/registry/transport", "internal/atomicfile"},
-	"internal/bundle": {"internal/engine", "internal/registry", "internal/registry/layout", "internal/atomicfile"},
+	"internal/bundle": {"internal/engine", "internal/filter", "internal/registry", "internal/registry/layout", "internal/atomicfile"},
 }
 
 // TestEngineAndBundleImports keeps the arrows out of engine and bundle

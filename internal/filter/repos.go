@@ -32,54 +32,94 @@ type RepoMap struct {
 	toRepl string
 }
 
+// IsRepoRegex reports whether a mapping's from or to is written as dregsy's
+// "regex:..." form. It is the one place that grammar is recognised.
+func IsRepoRegex(s string) bool {
+	_, ok := strings.CutPrefix(strings.TrimSpace(s), regexPrefix)
+	return ok
+}
+
+// RepoMapError is a from or to that does not compile. Key is "from" or
+// "to", Value the text as written.
+type RepoMapError struct {
+	Key, Value string
+	Err        error
+}
+
+func (e *RepoMapError) Error() string {
+	if e.Value == "" {
+		return fmt.Sprintf("%s: %v", e.Key, e.Err)
+	}
+	return fmt.Sprintf("%s %q: %v", e.Key, e.Value, e.Err)
+}
+
+func (e *RepoMapError) Unwrap() error { return e.Err }
+
 // ParseRepoMap compiles a mapping's from and to, written as in a dregsy
-// config (a leading "/" on a path is dropped).
+// config (a leading "/" on a path is dropped). Both are checked: the error
+// is a *RepoMapError, or two joined with errors.Join.
 func ParseRepoMap(from, to string) (*RepoMap, error) {
 	m := &RepoMap{}
-	from = strings.TrimSpace(from)
-	if expr, ok := strings.CutPrefix(from, regexPrefix); ok {
+	fromErr := m.parseFrom(from)
+	toErr := m.parseTo(to)
+	if fromErr != nil || toErr != nil {
+		return nil, errors.Join(fromErr, toErr)
+	}
+	return m, nil
+}
+
+func (m *RepoMap) parseFrom(from string) error {
+	bad := func(err error) error { return &RepoMapError{Key: "from", Value: from, Err: err} }
+	trimmed := strings.TrimSpace(from)
+	if expr, ok := strings.CutPrefix(trimmed, regexPrefix); ok {
 		expr = strings.TrimSpace(expr)
 		switch {
 		case expr == "":
-			return nil, fmt.Errorf("from %q: empty regular expression", from)
+			return bad(errors.New("empty regular expression"))
 		case strings.HasPrefix(expr, "!"):
-			// A negated repository match would select a whole catalog.
-			return nil, fmt.Errorf("from %q: a repository regex cannot be negated with \"!\"", from)
+			// dregsy negates tag regexes only; a negated repository
+			// match would select a whole catalog.
+			return bad(errors.New("a repository regex cannot be negated with \"!\""))
 		}
 		re, err := anchor(expr)
 		if err != nil {
-			return nil, fmt.Errorf("from %q: %w", from, err)
+			return bad(err)
 		}
 		m.fromRE = re
-	} else {
-		m.from = strings.TrimPrefix(from, "/")
-		if m.from == "" {
-			return nil, errors.New("from: empty repository path")
-		}
-		if strings.HasPrefix(m.from, "/") || strings.HasSuffix(m.from, "/") || strings.Contains(m.from, "//") {
-			return nil, fmt.Errorf("from %q: empty path component", from)
-		}
+		return nil
 	}
+	m.from = strings.TrimPrefix(trimmed, "/")
+	switch {
+	case m.from == "":
+		return &RepoMapError{Key: "from", Err: errors.New("empty repository path")}
+	case strings.HasPrefix(m.from, "/") || strings.HasSuffix(m.from, "/") || strings.Contains(m.from, "//"):
+		return bad(errors.New("empty path component"))
+	}
+	return nil
+}
 
-	to = strings.TrimSpace(to)
-	if spec, ok := strings.CutPrefix(to, regexPrefix); ok {
-		expr, repl, found := strings.Cut(spec, ",")
-		if !found {
-			return nil, fmt.Errorf("to %q: replacement missing: want regex:EXPRESSION,REPLACEMENT", to)
-		}
-		expr = strings.TrimSpace(expr)
-		if expr == "" {
-			return nil, fmt.Errorf("to %q: empty regular expression", to)
-		}
-		re, err := regexp.Compile(expr)
-		if err != nil {
-			return nil, fmt.Errorf("to %q: %w", to, err)
-		}
-		m.toRE, m.toRepl = re, repl
-	} else {
-		m.to = strings.TrimPrefix(to, "/")
+func (m *RepoMap) parseTo(to string) error {
+	bad := func(err error) error { return &RepoMapError{Key: "to", Value: to, Err: err} }
+	trimmed := strings.TrimSpace(to)
+	spec, ok := strings.CutPrefix(trimmed, regexPrefix)
+	if !ok {
+		m.to = strings.TrimPrefix(trimmed, "/")
+		return nil
 	}
-	return m, nil
+	expr, repl, found := strings.Cut(spec, ",")
+	if !found {
+		return bad(errors.New("replacement missing: want regex:EXPRESSION,REPLACEMENT"))
+	}
+	expr = strings.TrimSpace(expr)
+	if expr == "" {
+		return bad(errors.New("empty regular expression"))
+	}
+	re, err := regexp.Compile(expr)
+	if err != nil {
+		return bad(err)
+	}
+	m.toRE, m.toRepl = re, repl
+	return nil
 }
 
 func anchor(expr string) (*regexp.Regexp, error) {
