@@ -1,6 +1,15 @@
 // Package cli holds regmirror's commands, one file per command. Each turns
 // flags into configuration and options, calls the engine, and reports. No
-// copy logic lives here.
+// copy logic lives here, and no daemon (internal/daemon): serve.go only
+// reads flags.
+//
+// Every command gets its engine from one function, (*globals).assemble in
+// engine.go: configuration, flags and logger in, the engine out (insecure
+// registries, transfers:, retry:, the platform cache, --jobs and
+// --transfers checked). It is the only caller of engine.New.
+//
+// cli may import every internal package but testutil; nothing imports it
+// but cmd/regmirror.
 package cli
 
 import (

@@ -1,10 +1,17 @@
 // Package config owns regmirror's configuration file: a strict superset of
 // dregsy's YAML. It decodes strictly (unknown keys are errors naming
 // file:line), validates everything that can be checked without a network
-// (regexes, semver ranges, platforms, references, durations) and resolves
-// defaults, so that a bad file fails before anything is copied.
+// and hands over compiled values: tag filters (*filter.Tags), from/to
+// pairs (*filter.RepoMap), platforms (*v1.Platform) and schedules
+// (*schedule.Cron), so nothing downstream parses a string again and a bad
+// file fails before anything is copied. It also prints a configuration
+// back (Config.Print), from the same walk over its schema that loads it,
+// and reads the insecure registries of docker's and podman's files.
 //
-// The package does no network I/O and knows nothing about the engine.
+// It does no network I/O and knows nothing about the engine, the daemon
+// or the command line. It may import filter, schedule, verify, the root
+// registry package (registry.ParseLocation, the location grammar) and
+// registry/transport (progress-deadline defaults).
 package config
 
 import (
