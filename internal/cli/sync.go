@@ -124,6 +124,11 @@ func logSummary(log *slog.Logger, rep *engine.Report) {
 			if errors.Is(f.Err, transport.ErrUnreachable) {
 				continue // counted once per registry by the engine
 			}
+			if !f.Logged {
+				// Made outside the engine (a bundle's refused name, a
+				// missing base bundle): its reason has not been said yet.
+				log.Error("failed", "task", f.Task, "source", f.Source, "target", f.Target, "tag", f.Tag, "error", f.Err)
+			}
 			name := f.Target
 			if name == "" {
 				name = f.Source

@@ -273,6 +273,11 @@ type Result struct {
 	// with the image (mappings with Referrers only).
 	Attachments int
 	Err         error
+	// Logged says the engine has already logged this failure with its
+	// reason, where it happened; a summary names it without repeating it.
+	// A failure made outside the engine (a bundle's refused name, an
+	// import whose base is missing) is not Logged.
+	Logged bool
 
 	mapping *Mapping // the repository's mapping the result belongs to (prune)
 }
@@ -838,7 +843,7 @@ func (e *Engine) runJob(ctx context.Context, j *job) Result {
 		return r
 	}
 	if err != nil {
-		r.Status, r.Err = Failed, err
+		r.Status, r.Err, r.Logged = Failed, err, true
 		e.log.Error("failed", append(attrs, "error", err)...)
 		return r
 	}

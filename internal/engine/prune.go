@@ -201,7 +201,7 @@ func (e *Engine) pruneAll(ctx context.Context, repos []*expandedRepo, results []
 		}
 		items, err := e.pruneCandidates(ctx, mp, written)
 		if err != nil {
-			r := Result{Task: mp.task.Name, Source: mp.src.Ref(m.From, ""), Target: target, SourceRepo: m.From, TargetRepo: m.To, Status: Failed, Err: err, mapping: m}
+			r := Result{Task: mp.task.Name, Source: mp.src.Ref(m.From, ""), Target: target, SourceRepo: m.From, TargetRepo: m.To, Status: Failed, Err: err, Logged: true, mapping: m}
 			e.log.Error("failed", "task", r.Task, "source", r.Source, "target", r.Target, "error", err)
 			out = append(out, r)
 			continue
@@ -232,7 +232,7 @@ func (e *Engine) prune(ctx context.Context, mp *expandedRepo, items []PruneItem)
 			Status: Pruned, Duration: time.Since(start), mapping: mp.mapping}
 		attrs := []any{"task", r.Task, "target", r.Target, "tag", r.Tag, "digest", r.Digest}
 		if err != nil {
-			r.Status, r.Err = Failed, fmt.Errorf("pruning %s: %w", it.Target, err)
+			r.Status, r.Err, r.Logged = Failed, fmt.Errorf("pruning %s: %w", it.Target, err), true
 			e.log.Error("failed", append(attrs, "error", r.Err)...)
 			out = append(out, r)
 			if errors.Is(err, registry.ErrDeleteRefused) {
