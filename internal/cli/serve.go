@@ -1,14 +1,13 @@
 package cli
 
 import (
+	"log/slog"
 	"net"
 	"os"
 
 	"github.com/spf13/cobra"
 
 	"github.com/regmirror/regmirror/internal/config"
-	"log/slog"
-
 	"github.com/regmirror/regmirror/internal/daemon"
 	"github.com/regmirror/regmirror/internal/engine"
 	"github.com/regmirror/regmirror/internal/progress"
