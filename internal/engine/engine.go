@@ -111,11 +111,13 @@ type Mapping struct {
 type Options struct {
 	// Logger receives one line per image; nil discards.
 	Logger *slog.Logger
-	// Jobs caps how many images are copied at once (default 8: most of an
-	// image's time is request latency, and blob downloads are capped
-	// separately by Registry.Hosts.Transfers). Deciding whether an image
-	// needs copying (a HEAD at each end) goes CheckFactor times wider:
-	// HEADs are cheap, and Docker Hub does not count them as pulls.
+	// Jobs caps how many images are copied at once (0: DefaultJobs).
+	// Within the cap the number adapts to the link, starting at
+	// StartJobs (adapt.go): most of an image's time is request latency,
+	// and blob downloads are capped separately by Registry.Hosts.Transfers.
+	// Deciding whether an image needs copying (a HEAD at each end) goes
+	// CheckFactor × Jobs wide: HEADs are cheap, and Docker Hub does not
+	// count them as pulls.
 	Jobs int
 	// Registry tunes the stores the engine opens.
 	Registry registry.Options
@@ -183,7 +185,7 @@ func New(o Options) *Engine {
 		o.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
 	if o.Jobs <= 0 {
-		o.Jobs = 8
+		o.Jobs = DefaultJobs
 	}
 	if o.Attempts <= 0 {
 		o.Attempts = 3
@@ -387,13 +389,21 @@ type job struct {
 	preResolved      error // set when the job failed before it started
 	// listed: the source's tag list named the tag, so it exists there.
 	listed bool
-	// copies holds a slot per image being copied in this run (capacity
+	// copies holds the run's copy slots (the adaptive limit, at most
 	// Jobs): a job takes one only once it knows the image needs copying.
-	copies chan struct{}
+	copies *copyGate
 	// copying is set once the job took a copy slot: from then on an
 	// interrupt cuts it, before then it was not started.
 	copying bool
 }
+
+// DefaultJobs is the cap on images copied at once when Options.Jobs is
+// not set, and StartJobs where the adaptive limit starts (or the cap, when
+// lower). Every command's default comes from here.
+const (
+	DefaultJobs = 8
+	StartJobs   = 8
+)
 
 // CheckFactor is how many more images are checked (HEADs) than copied at
 // once. A warm run is nothing but checks: on a link of 40 ms, 8 at a time
@@ -401,7 +411,7 @@ type job struct {
 // (max-concurrent-requests) still bound every request.
 const CheckFactor = 4
 
-// copySlot waits for one of the run's copy slots (Options.Jobs of them),
+// copySlot waits for one of the run's copy slots (copyGate),
 // once per job: Run gives it back when the job's result is reported, so a
 // run cancelled from OnResult starts no further copy.
 func (j *job) copySlot(ctx context.Context) error {
@@ -409,17 +419,15 @@ func (j *job) copySlot(ctx context.Context) error {
 		j.copying = true
 		return nil
 	}
-	select {
-	case j.copies <- struct{}{}:
-		if err := ctx.Err(); err != nil {
-			<-j.copies // cancelled while waiting: not started
-			return err
-		}
-		j.copying = true
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
+	if err := j.copies.acquire(ctx); err != nil {
+		return err
 	}
+	if err := ctx.Err(); err != nil {
+		j.copies.release(false, 0) // cancelled while waiting: not started
+		return err
+	}
+	j.copying = true
+	return nil
 }
 
 type taskKey struct{}
@@ -458,7 +466,7 @@ func (e *Engine) Run(ctx context.Context, tasks []Task) *Report {
 	results := make([]Result, len(jobs))
 	g := errgroup.Group{}
 	g.SetLimit(e.jobs * CheckFactor)
-	copies := make(chan struct{}, e.jobs)
+	copies := newCopyGate(newAdaptive(1, e.jobs, StartJobs, time.Now(), e.ropt.Hosts.Pushback()), time.Now, e.ropt.Hosts.Pushback, e.log)
 	for i := range jobs {
 		jobs[i].copies = copies
 		g.Go(func() error {
@@ -476,7 +484,8 @@ func (e *Engine) Run(ctx context.Context, tasks []Task) *Report {
 				e.onResult(results[i])
 			}
 			if jobs[i].copying && jobs[i].copies != nil {
-				<-jobs[i].copies
+				st := results[i].Status
+				jobs[i].copies.release(st == Copied || st == Pulled, results[i].Bytes)
 			}
 			return nil
 		})

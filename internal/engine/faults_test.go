@@ -222,6 +222,10 @@ func TestFaultTarget500OnBlobPutIsRetried(t *testing.T) {
 	rep := r.run(t)
 	mustHit(t, r.dp, rule, 1)
 	r.check(t, rep)
+	// The adaptive copy limit heard of it.
+	if n := r.manners.Pushback(); n != 1 {
+		t.Errorf("transport counted %d pushback answers, want 1 (the 500)", n)
+	}
 }
 
 // Row 4: a 429 with Retry-After makes the transport wait that long for
@@ -237,6 +241,9 @@ func TestFault429RetryAfterIsHonoured(t *testing.T) {
 	// The transport answered the 429 itself: the image was not retried.
 	if n := r.sp.Count(faultproxy.Match{Method: http.MethodGet, Kind: regtest.KindManifestGet, Repo: "a"}); n != 2 {
 		t.Errorf("%d manifest GETs of a, want 2 (the 429 and one after the wait)", n)
+	}
+	if n := r.manners.Pushback(); n != 1 {
+		t.Errorf("transport counted %d pushback answers, want 1 (the 429)", n)
 	}
 }
 

@@ -78,6 +78,21 @@ type Hosts struct {
 	hosts  sync.Map // host -> *hostState
 	limits sync.Map // host -> *hostLimit (per-registry request caps)
 	pings  pings    // host -> its answer to /v2/
+
+	// pushback counts the answers that asked us to slow down: 429s and
+	// 5xx (but 501), from every host. The engine's adaptive copy limit
+	// reads it; it is all the engine learns of the wire.
+	pushback atomic.Uint64
+}
+
+// Pushback returns how many 429 and 5xx answers (501 aside: that is "not
+// supported", not "overloaded") every host has sent so far, retried ones
+// included. It only grows; a reader compares two readings.
+func (m *Hosts) Pushback() uint64 { return m.pushback.Load() }
+
+// pushedBack says whether an answer asks the client to slow down.
+func pushedBack(code int) bool {
+	return code == http.StatusTooManyRequests || (code >= 500 && code != http.StatusNotImplemented)
 }
 
 // Pulls returns, per host, how many manifests were fetched with GET: what
@@ -255,6 +270,9 @@ func (t *hostsTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 			return nil, err
 		}
 		t.observe(st, resp)
+		if pushedBack(resp.StatusCode) {
+			t.m.pushback.Add(1)
+		}
 		if req.Method == http.MethodGet && resp.StatusCode == http.StatusOK && strings.Contains(req.URL.Path, "/manifests/") {
 			st.mu.Lock()
 			st.pulls++
