@@ -43,26 +43,29 @@ type Config struct {
 // tlsConfig builds the TLS settings for one endpoint: the system roots plus
 // ca-file and certs.d CAs, a client certificate from certs.d, and
 // verification turned off only when skip-tls-verify asks for it.
+//
+// The system pool is loaded only when there are CAs to add to it: reading
+// and parsing every certificate of /etc/ssl/certs takes longer than a whole
+// run with nothing to do, and with RootCAs unset crypto/tls loads the same
+// pool itself, on the first verification that needs it (never, for a
+// plain-HTTP registry).
 func tlsConfig(e Config) (*tls.Config, error) {
 	cfg := &tls.Config{MinVersion: tls.VersionTLS12}
 	if e.SkipTLSVerify {
 		cfg.InsecureSkipVerify = true // the user asked for it: skip-tls-verify
 		return cfg, nil
 	}
-	pool, err := x509.SystemCertPool()
-	if err != nil || pool == nil {
-		pool = x509.NewCertPool()
+	type ca struct {
+		source string // "ca-file PATH" or "CA PATH", for messages
+		pem    []byte
 	}
-	extra := false
+	var cas []ca
 	if e.CAFile != "" {
 		pem, err := os.ReadFile(e.CAFile)
 		if err != nil {
 			return nil, fmt.Errorf("reading ca-file: %w", err)
 		}
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("ca-file %s: no PEM certificate found", e.CAFile)
-		}
-		extra = true
+		cas = append(cas, ca{"ca-file " + e.CAFile, pem})
 	}
 	if e.CertsDir != "" {
 		dir := filepath.Join(e.CertsDir, e.Host)
@@ -79,10 +82,7 @@ func tlsConfig(e Config) (*tls.Config, error) {
 				if err != nil {
 					return nil, fmt.Errorf("reading CA %s: %w", p, err)
 				}
-				if !pool.AppendCertsFromPEM(pem) {
-					return nil, fmt.Errorf("CA %s: no PEM certificate found", p)
-				}
-				extra = true
+				cas = append(cas, ca{"CA " + p, pem})
 			case strings.HasSuffix(ent.Name(), ".cert"):
 				cert = p
 			case strings.HasSuffix(ent.Name(), ".key"):
@@ -100,9 +100,19 @@ func tlsConfig(e Config) (*tls.Config, error) {
 			cfg.Certificates = []tls.Certificate{pair}
 		}
 	}
-	if extra {
-		cfg.RootCAs = pool
+	if len(cas) == 0 {
+		return cfg, nil
 	}
+	pool, err := x509.SystemCertPool()
+	if err != nil || pool == nil {
+		pool = x509.NewCertPool()
+	}
+	for _, c := range cas {
+		if !pool.AppendCertsFromPEM(c.pem) {
+			return nil, fmt.Errorf("%s: no PEM certificate found", c.source)
+		}
+	}
+	cfg.RootCAs = pool
 	return cfg, nil
 }
 
@@ -138,7 +148,7 @@ func New(e Config, h *Hosts, mid func(http.RoundTripper) http.RoundTripper) (htt
 	var rt http.RoundTripper = &userAgentTransport{inner: t, ua: ua}
 	rt = &uploadEnd{inner: rt}
 	rt = &breakerTransport{inner: rt, host: e.Host, m: h, tls: !e.PlainHTTP && !e.SkipTLSVerify}
-	rt = &plainHTTPGuard{inner: rt, host: e.Host, allowed: e.PlainHTTP || e.SkipTLSVerify}
+	rt = &plainHTTPGuard{inner: rt, host: e.Host, allowed: e.PlainHTTP || e.SkipTLSVerify, httpOnly: e.PlainHTTP}
 	rt = newLinkSchemeFix(rt, e)
 	// Below the manners: a request waiting out a 429 or a low rate limit
 	// holds no slot; only requests on the wire do.
@@ -250,20 +260,35 @@ func (d *debugTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 // it. go-containerregistry falls back from https to http on its own for
 // loopback and RFC 1918 addresses; for a mirror that would be a silent
 // downgrade, so it is stopped here.
+//
+// The other way round, a registry written http:// is spoken to in plain
+// HTTP only: go-containerregistry would try https first (its ping races
+// https, then http), which costs a connection and a round trip to learn
+// that the registry does not speak TLS, on every run. The https attempt is
+// answered here at once, without the network, and the http ping goes
+// ahead. (skip-tls-verify still tries https first: such a registry
+// usually speaks TLS with a certificate nobody can verify.)
 type plainHTTPGuard struct {
-	inner   http.RoundTripper
-	host    string
-	allowed bool
+	inner    http.RoundTripper
+	host     string
+	allowed  bool
+	httpOnly bool
 }
 
 // ErrPlainHTTP is returned when plain HTTP would be used for a registry that
 // was not marked as allowing it.
 var ErrPlainHTTP = errors.New("plain HTTP not allowed")
 
+// errHTTPOnly answers an https request to a registry written http://.
+var errHTTPOnly = errors.New("not tried: the registry is written http://, so it is spoken to in plain HTTP only")
+
 func (g *plainHTTPGuard) RoundTrip(req *http.Request) (*http.Response, error) {
-	if req.URL.Scheme == "http" && !g.allowed && req.URL.Host == g.host {
+	if req.URL.Host == g.host && (req.URL.Scheme == "http" && !g.allowed || req.URL.Scheme == "https" && g.httpOnly) {
 		if req.Body != nil {
 			req.Body.Close()
+		}
+		if g.httpOnly {
+			return nil, fmt.Errorf("https://%s: %w", g.host, errHTTPOnly)
 		}
 		return nil, fmt.Errorf("%w for %s: HTTPS failed; write the registry as http://%s or set skip-tls-verify to allow it (on the command line: --insecure-registry %s)", ErrPlainHTTP, g.host, g.host, g.host)
 	}
