@@ -411,6 +411,11 @@ const (
 // (max-concurrent-requests) still bound every request.
 const CheckFactor = 4
 
+// checkWidth is how many questions the engine has on the wire at once when
+// it only asks (tag lists, catalogs, the HEADs of the copy decision): Jobs
+// times CheckFactor, for sync, plan and check alike.
+func (e *Engine) checkWidth() int { return e.jobs * CheckFactor }
+
 // copySlot waits for one of the run's copy slots (copyGate),
 // once per job: Run gives it back when the job's result is reported, so a
 // run cancelled from OnResult starts no further copy.
@@ -465,7 +470,7 @@ func (e *Engine) Run(ctx context.Context, tasks []Task) *Report {
 	}
 	results := make([]Result, len(jobs))
 	g := errgroup.Group{}
-	g.SetLimit(e.jobs * CheckFactor)
+	g.SetLimit(e.checkWidth())
 	copies := newCopyGate(newAdaptive(1, e.jobs, StartJobs, time.Now(), e.ropt.Hosts.Pushback()), time.Now, e.ropt.Hosts.Pushback, e.log)
 	for i := range jobs {
 		jobs[i].copies = copies
@@ -533,7 +538,7 @@ func (e *Engine) expand(ctx context.Context, tasks []Task) ([]job, []*expandedRe
 		mu.Unlock()
 	}
 	g := errgroup.Group{}
-	g.SetLimit(e.jobs)
+	g.SetLimit(e.checkWidth())
 	for ti := range tasks {
 		t := &tasks[ti]
 		for mi := range t.Mappings {

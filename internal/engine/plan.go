@@ -87,7 +87,7 @@ func (e *Engine) Plan(ctx context.Context, tasks []Task, o PlanOptions) *Plan {
 	slices.SortStableFunc(jobs, func(a, b job) int { return slices.Compare(a.order[:], b.order[:]) })
 	p := &Plan{Items: make([]PlanItem, len(jobs))}
 	g := errgroup.Group{}
-	g.SetLimit(e.jobs)
+	g.SetLimit(e.checkWidth())
 	for i := range jobs {
 		g.Go(func() error {
 			p.Items[i] = e.planImage(ctx, &jobs[i], o)
