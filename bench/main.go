@@ -79,6 +79,9 @@ func (b *benchTB) runCleanups() {
 type run struct {
 	Wall     time.Duration
 	MaxRSSKB int64
+	// RSSExact: MaxRSSKB is the command's own (GNU time measured it),
+	// not wait4's upper bound.
+	RSSExact bool
 	Counts   map[string]int
 	// TargetCounts is what the target received (BENCH_COUNT_TARGET=1).
 	TargetCounts map[string]int
@@ -134,10 +137,39 @@ func loadavg() float64 {
 
 const sampleEvery = 50 * time.Millisecond
 
-// timed runs a command and reports its wall time and peak RSS (the
-// ru_maxrss that wait4 returns: what /usr/bin/time -v prints; for a shell
-// script, its largest child's). inflight, if set, is sampled while it runs.
+// gnuTime is GNU time's path ("" when there is none): see timed.
+var gnuTime = func() string {
+	p := env("BENCH_TIME", "/usr/bin/time")
+	if out, err := exec.Command(p, "-f", "%M", "true").CombinedOutput(); err != nil || len(strings.TrimSpace(string(out))) == 0 {
+		return ""
+	}
+	return p
+}()
+
+// timed runs a command and reports its wall time and peak RSS. inflight,
+// if set, is sampled while it runs.
+//
+// Peak RSS is the command's own ru_maxrss, taken by GNU time (BENCH_TIME,
+// default /usr/bin/time) running it: a child forked by this Go process
+// would report this process's resident size instead, since Go starts
+// children with CLONE_VM and Linux keeps the old address space's
+// high-water mark across exec. time forks its child from its own small
+// address space, so what it prints is the command's (for a shell script,
+// its largest child's). Without GNU time the figure is wait4's, an upper
+// bound, and the report says so.
 func timed(logf io.Writer, inflight func() int, bin string, args ...string) (run, error) {
+	rssFile := ""
+	if gnuTime != "" {
+		f, err := os.CreateTemp("", "bench-rss-*")
+		if err != nil {
+			return run{}, err
+		}
+		rssFile = f.Name()
+		f.Close()
+		defer os.Remove(rssFile)
+		args = append([]string{"-f", "%M", "-o", rssFile, bin}, args...)
+		bin = gnuTime
+	}
 	cmd := exec.Command(bin, args...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	fmt.Fprintf(logf, "\n$ %s %s\n", bin, strings.Join(args, " "))
@@ -171,6 +203,18 @@ func timed(logf io.Writer, inflight func() int, bin string, args ...string) (run
 		if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
 			r.MaxRSSKB = ru.Maxrss
 			r.CPU = tvSecs(ru.Utime) + tvSecs(ru.Stime)
+		}
+	}
+	if rssFile != "" {
+		b, _ := os.ReadFile(rssFile)
+		// GNU time prints "Command exited with non-zero status N" first
+		// when the command fails; the figure is the last line.
+		lines := strings.Fields(string(b))
+		if len(lines) > 0 {
+			if kb, err := strconv.ParseInt(lines[len(lines)-1], 10, 64); err == nil {
+				r.MaxRSSKB = kb
+				r.RSSExact = true
+			}
 		}
 	}
 	fmt.Fprintf(logf, "# exit %d, %s, maxrss %d KiB\n", r.Code, r.Wall.Round(time.Millisecond), r.MaxRSSKB)

@@ -113,11 +113,11 @@ func report(out io.Writer, c config, results []workloadResult) {
 				if profile == "wan" {
 					fl = " " + secs(w.WANFloor) + " |"
 				}
-				fmt.Fprintf(out, "| %s | %s | %s |%s %s | %d / %d | %d / %d | %d / %d | %d / %d | %d / %d | %s / %s | %s / %s | %.1f / %.1f MB | %.2f→%.2f, %.2f→%.2f | %s |\n",
+				fmt.Fprintf(out, "| %s | %s | %s |%s %s | %d / %d | %d / %d | %d / %d | %d / %d | %d / %d | %s / %s | %s / %s | %s / %s | %.2f→%.2f, %.2f→%.2f | %s |\n",
 					w.Name, t.Tool, secs(t.Cold.Wall), fl, secs(t.Warm.Wall),
 					cc["manifest GET"], wc["manifest GET"], cc["blob GET"], wc["blob GET"], heads(cc), heads(wc), cc["tags list"], wc["tags list"], cc["ping"], wc["ping"],
 					perImage(cc, w.Images), perImage(wc, w.Images), perImage(t.Cold.TargetCounts, w.Images), perImage(t.Warm.TargetCounts, w.Images),
-					float64(t.Cold.MaxRSSKB)/1024, float64(t.Warm.MaxRSSKB)/1024, t.Cold.Load[0], t.Cold.Load[1], t.Warm.Load[0], t.Warm.Load[1], ok)
+					rssText(t.Cold), rssText(t.Warm), t.Cold.Load[0], t.Cold.Load[1], t.Warm.Load[0], t.Warm.Load[1], ok)
 			}
 		}
 	}
@@ -171,7 +171,7 @@ func report(out io.Writer, c config, results []workloadResult) {
 					if warm {
 						r = t.Warm
 					}
-					rss = fmt.Sprintf("%.1f MB", float64(r.MaxRSSKB)/1024)
+					rss = rssText(r)
 					if r.MaxRSSKB > maxRSSTarget {
 						rss += " (over 64)"
 					}
@@ -221,4 +221,14 @@ func report(out io.Writer, c config, results []workloadResult) {
 		fmt.Fprintf(out, "| %s | %d | %d | %s | %s / %s | %s | %s |\n", w.Name, w.Images, w.Bytes/1e6, secs(w.Copy), secs(w.Hash), secs(w.HashConc), secs(w.Upload),
 			secs(time.Duration(float64(w.Bytes)/c.bandwidth*float64(time.Second))))
 	}
+}
+
+// rssText is a run's peak RSS, marked "≤" when it is wait4's upper bound
+// rather than the command's own (no GNU time; see timed).
+func rssText(r run) string {
+	le := ""
+	if !r.RSSExact {
+		le = "≤ "
+	}
+	return fmt.Sprintf("%s%.1f MB", le, float64(r.MaxRSSKB)/1024)
 }

@@ -17,6 +17,7 @@ cd "$(dirname "$0")/.."
 need=""
 command -v docker-registry >/dev/null 2>&1 || need="$need docker-registry"
 command -v skopeo >/dev/null 2>&1 || need="$need skopeo"
+[ -x /usr/bin/time ] || need="$need time"   # GNU time: the tools' own peak RSS (bench/main.go timed)
 if [ -n "$need" ]; then
 	echo "installing$need" >&2
 	sudo=""; [ "$(id -u)" = 0 ] || sudo=sudo
