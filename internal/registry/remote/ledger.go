@@ -19,7 +19,7 @@ import (
 )
 
 // ledger is what a store has learnt about the blobs of its registry during
-// a run. It serves three rules of the copy:
+// a run. It serves these rules of the copy:
 //
 //   - a blob the registry holds in one repository is mounted into another
 //     (POST ...?mount=DIGEST&from=REPO), not uploaded again;
@@ -28,7 +28,10 @@ import (
 //   - a push that fails cancels the upload sessions it opened, so nothing
 //     half-written is left behind;
 //   - a blob of known digest and size is uploaded monolithically: POST,
-//     then one PUT carrying the body (see monolithic).
+//     then one PUT carrying the body (see monolithic);
+//   - a small blob nobody is known to hold is not HEADed before its
+//     upload: the POST's mount from the repository itself asks the same
+//     question (see skipHead).
 //
 // It learns by watching the target's responses (ledgerTransport): a blob
 // HEAD that answers 200, a mount that answers 201 and an upload whose final
@@ -65,6 +68,10 @@ type owner struct {
 	// ledger.mu).
 	busy int
 	idle chan struct{}
+	// small are the digests of the push's blobs that its manifest
+	// declares no bigger than MonolithicMax (under ledger.mu); see
+	// skipHead.
+	small map[string]bool
 }
 
 type claim struct {
@@ -110,6 +117,38 @@ func (l *ledger) await(ctx context.Context, d string, o *owner) {
 			return
 		}
 	}
+}
+
+// declare records that the push o carries blob d, declared size bytes long.
+func (l *ledger) declare(o *owner, d string, size int64) {
+	if o == nil || size < 0 || size > MonolithicMax {
+		return
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if o.small == nil {
+		o.small = map[string]bool{}
+	}
+	o.small[d] = true
+}
+
+// skipHead reports whether the push o may do without the existence check
+// (blob HEAD) go-containerregistry sends before uploading blob d. It may
+// when the blob is small and the ledger knows no repository that holds it:
+// the upload's POST asks to mount d from the target repository itself,
+// which a registry answers 201 when the repository already links d (the
+// answer a HEAD 200 would have given) and 202 with an upload session when
+// not (the answer to the POST that follows a HEAD 404). A registry that
+// ignores the mount gets the small blob uploaded again; a big blob keeps
+// its HEAD, since there that mistake would cost its whole size.
+func (l *ledger) skipHead(o *owner, d string) bool {
+	if o == nil {
+		return false
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	_, known := l.known[d]
+	return !known && o.small[d]
 }
 
 // holder returns a repository known to hold d, other than repo.
@@ -238,6 +277,15 @@ func repoOf(path, marker string) (string, bool) {
 	return p[:i], true
 }
 
+// blobOf returns the digest of a /v2/<repo>/blobs/<digest> path.
+func blobOf(path string) (string, bool) {
+	if _, ok := repoOf(path, "/blobs/"); !ok || strings.Contains(path, "/blobs/uploads/") {
+		return "", false
+	}
+	d := path[strings.LastIndex(path, "/")+1:]
+	return d, registry.IsDigest(d)
+}
+
 // tagCheckedKey marks a Push's context with the path of the tag it writes.
 // go-containerregistry HEADs that tag before writing the manifest, to skip
 // the PUT when the tag already points at the same digest. The engine asked
@@ -253,6 +301,9 @@ func (t *ledgerTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	}
 	o := ownerOf(req.Context())
 	path := req.URL.Path
+	if d, ok := blobOf(path); ok && req.Method == http.MethodHead && t.l.skipHead(o, d) {
+		return synthetic(req, http.StatusNotFound, http.Header{}), nil
+	}
 	if o != nil && strings.Contains(path, "/blobs/uploads/") {
 		// Until the response is recorded below: the push's clean-up
 		// waits for it (settle).
@@ -487,6 +538,11 @@ func (i wrappedImage) LayerByDigest(h v1.Hash) (v1.Layer, error) {
 // source is decided late: after waiting for any concurrent upload of the
 // same digest, so the mount finds the blob.
 func (w wrapper) layer(l v1.Layer) v1.Layer {
+	if d, err := l.Digest(); err == nil {
+		if size, err := l.Size(); err == nil {
+			w.s.ledger.declare(w.o, d.String(), size)
+		}
+	}
 	wl := &waitLayer{Layer: l, w: w}
 	return &remote.MountableLayer{Layer: wl, Reference: lateRef{wl}}
 }
@@ -505,8 +561,9 @@ func (l *waitLayer) Digest() (v1.Hash, error) {
 }
 
 // lateRef is the mount source: a repository of the target known to hold
-// the layer, or the target repository itself (a mount that the registry
-// will refuse, after which the blob is uploaded as usual).
+// the layer, or the target repository itself (a mount the registry answers
+// 201 when the repository already links the blob, and otherwise with an
+// upload session, after which the blob is uploaded as usual).
 type lateRef struct{ l *waitLayer }
 
 func (r lateRef) repo() name.Repository {

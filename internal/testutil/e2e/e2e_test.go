@@ -452,3 +452,52 @@ func TestStartRegistryFailureShowsLog(t *testing.T) {
 		t.Errorf("failure message lacks the log tail or leaks the password:\n%s", f.fatal)
 	}
 }
+
+// TestMountFromSameRepository pins what regmirror relies on to skip a blob
+// HEAD before a small upload: docker-registry answers a mount whose source
+// is the target repository itself with 201 when the repository links the
+// blob and with 202 (an upload session) when it does not.
+func TestMountFromSameRepository(t *testing.T) {
+	RequireBinary(t, RegistryBinary)
+	r := StartRegistry(t, Options{TLS: true, User: "alice", Password: "s3cret", Count: true})
+	img, err := random.Image(512, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := remote.Write(mustRef(t, r.Ref("team/app:v1")), img, remoteOpts(t, r, false)...); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := img.ConfigName()
+	if err != nil {
+		t.Fatal(err)
+	}
+	lacks, err := random.Layer(512, "application/vnd.oci.image.layer.v1.tar")
+	if err != nil {
+		t.Fatal(err)
+	}
+	other, err := lacks.Digest()
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr := r.Transport()
+	t.Cleanup(tr.CloseIdleConnections)
+	client := &http.Client{Transport: tr, Timeout: time.Minute}
+	for d, want := range map[string]int{cfg.String(): http.StatusCreated, other.String(): http.StatusAccepted} {
+		req, err := http.NewRequest(http.MethodPost, r.URL()+"/v2/team/app/blobs/uploads/?mount="+d+"&from=team/app", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.SetBasicAuth(r.User, r.Password)
+		resp, err := client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != want {
+			t.Errorf("mount %s from the same repository: %s, want %d\nregistry log:\n%s", d, resp.Status, want, r.Logs())
+		}
+		if want == http.StatusAccepted && resp.Header.Get("Location") == "" {
+			t.Errorf("202 without a Location")
+		}
+	}
+}

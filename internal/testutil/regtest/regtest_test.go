@@ -491,3 +491,34 @@ type fatalRecorder struct {
 func (f *fatalRecorder) Fatal(args ...any)                 { f.failed = true; runtime.Goexit() }
 func (f *fatalRecorder) Fatalf(format string, args ...any) { f.failed = true; runtime.Goexit() }
 func (f *fatalRecorder) Helper()                           {}
+
+// TestMountFromSameRepository pins the registry behaviour the copy relies
+// on to skip a blob HEAD: a mount whose source is the target repository
+// itself answers 201 when the repository links the blob and 202 (an upload
+// session) when it does not.
+func TestMountFromSameRepository(t *testing.T) {
+	reg := regtest.New(t)
+	img := imagegen.Image(3, 1, 512)
+	imagegen.Push(t, reg.Ref("team/app:v1"), img)
+	cfg, err := img.ConfigName()
+	if err != nil {
+		t.Fatal(err)
+	}
+	other, err := imagegen.Layer(4, 512).Digest()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for d, want := range map[string]int{cfg.String(): http.StatusCreated, other.String(): http.StatusAccepted} {
+		resp, err := reg.Client().Post(reg.URL+"/v2/team/app/blobs/uploads/?mount="+d+"&from=team/app", "", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != want {
+			t.Errorf("mount %s from the same repository: %s, want %d", d, resp.Status, want)
+		}
+		if want == http.StatusAccepted && resp.Header.Get("Location") == "" {
+			t.Errorf("202 without a Location")
+		}
+	}
+}
