@@ -57,7 +57,7 @@ could not be read; 2 usage or configuration error.`,
 	}
 	tf.register(cmd.Flags())
 	cmd.Flags().StringVarP(&pf.output, "output", "o", "text", "output format: text or json")
-	cmd.Flags().IntVarP(&pf.jobs, "jobs", "j", 8, "images asked about in parallel")
+	jobsFlag(cmd.Flags(), &pf.jobs, false)
 	cmd.Flags().StringVar(&pf.platformCache, "platform-cache", defaultPlatformCache(), "the platform cache sync keeps: with it 'platform:' mappings are checked without a pull (\"\" to disable)")
 	return cmd
 }

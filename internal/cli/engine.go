@@ -1,9 +1,11 @@
 package cli
 
 import (
+	"fmt"
 	"log/slog"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/regmirror/regmirror/internal/config"
 	"github.com/regmirror/regmirror/internal/engine"
@@ -15,12 +17,24 @@ import (
 // engineFlags are the flags that tune a command's engine. Each command
 // registers them with its own defaults and words; assemble reads them.
 type engineFlags struct {
-	jobs          int    // --jobs: images at once
+	jobs          int    // --jobs: images at once; 0: the engine's default
 	transfers     int    // --transfers: blob transfers in flight; 0: not given
 	platformCache string // --platform-cache: "" keeps the cache in memory
 	// shard is the repository-level part of --shard (shardFlags.engine):
 	// set by the commands that take --shard, after parsing it.
 	shard shard.Spec
+}
+
+// jobsFlag registers --jobs for the commands whose default is the
+// engine's (engine.DefaultJobs): copy, when the command copies, tells the
+// help that the number adapts below the cap.
+func jobsFlag(f *pflag.FlagSet, p *int, copy bool) {
+	usage := fmt.Sprintf("images asked about in parallel (default %d)", engine.DefaultJobs)
+	if copy {
+		usage = fmt.Sprintf("images copied in parallel: at most N (default %d); below it the number adapts to the link, starting at %d",
+			engine.DefaultJobs, min(engine.StartJobs, engine.DefaultJobs))
+	}
+	f.IntVarP(p, "jobs", "j", 0, usage)
 }
 
 // runHooks are what a command watches a run with (a progress bar, the
@@ -48,8 +62,8 @@ type engineSetup struct {
 // defaults then apply) and log. The order of precedence is flag, then
 // config, then built-in default.
 func (g *globals) assemble(cmd *cobra.Command, cfg *config.Config, f engineFlags, log *slog.Logger) (*engineSetup, error) {
-	if f.jobs < 1 {
-		return nil, usageErr("--jobs must be at least 1")
+	if cmd.Flags().Changed("jobs") && f.jobs < 1 {
+		return nil, usageErr("--jobs must be at least 1, not %d", f.jobs)
 	}
 	if cmd.Flags().Changed("transfers") && f.transfers < 1 {
 		return nil, usageErr("--transfers must be at least 1, not %d", f.transfers)

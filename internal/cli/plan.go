@@ -67,7 +67,7 @@ fail (its source or target cannot be read); 2 usage or configuration error.`,
 	}
 	tf.register(cmd.Flags())
 	pf.register(cmd, true)
-	cmd.Flags().IntVarP(&pf.jobs, "jobs", "j", 8, "images asked about in parallel")
+	jobsFlag(cmd.Flags(), &pf.jobs, false)
 	cmd.Flags().StringVar(&pf.platformCache, "platform-cache", defaultPlatformCache(), "the platform cache sync keeps: with it 'platform:' mappings are planned without a pull (\"\" to disable)")
 	return cmd
 }

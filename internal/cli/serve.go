@@ -121,7 +121,7 @@ repositories this shard owns (--shard-by task: only the tasks it owns).`,
 	f.StringVar(&stateDir, "state-dir", "", "directory keeping each task's run history, so it survives a restart (\"\": in memory)")
 	f.IntVar(&historyRuns, "history", server.DefaultHistoryRuns, "runs per task the history keeps")
 	f.BoolVar(&allowTrigger, "allow-trigger", false, "allow the status page's \"run now\" (POST /tasks/NAME/run)")
-	f.IntVarP(&ef.jobs, "jobs", "j", 8, "images copied in parallel per task run")
+	jobsFlag(f, &ef.jobs, true)
 	f.IntVar(&ef.transfers, "transfers", 0, "blob transfers in flight across all tasks (default: the config's transfers: key, else 8)")
 	f.StringVar(&ef.platformCache, "platform-cache", defaultPlatformCache(), "file remembering which image each multi-arch index holds per platform (\"\" keeps it in memory)")
 	shards.register(f)

@@ -103,7 +103,7 @@ failed (all others were still attempted); 2 usage or configuration error.`,
 	}
 	f := cmd.Flags()
 	tf.register(f)
-	f.IntVarP(&pf.jobs, "jobs", "j", 8, "images copied in parallel")
+	jobsFlag(f, &pf.jobs, true)
 	f.StringVar(&reportPath, "report", "", "write what the run did to this JSON file, one object per image (docs/reports.md)")
 	f.StringVar(&pf.platformCache, "platform-cache", defaultPlatformCache(), "file remembering which image each multi-arch index holds per platform, so 'platform:' mappings cost no pull when current (\"\" to disable)")
 	f.BoolVar(&dryRun, "dry-run", false, "print what a sync would do and copy nothing (the same as 'regmirror plan')")

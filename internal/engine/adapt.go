@@ -28,7 +28,11 @@ import "time"
 //     nothing about the link.
 //   - No previous window, or growth resumed after a hold: grow.
 //     Rose, and still growing: grow (+50%, at most max).
-//     Fell: shrink (-25%, at least min) and stop growing.
+//     Fell right after a growth: shrink (-25%, at least min) and stop
+//     growing: more copies made it worse (a run bound by CPU).
+//     Fell otherwise (at the same limit, or after a shrink): nothing. On a
+//     link bound by latency fewer copies are slower, so shrinking on a
+//     fall that shrinking caused would spiral down to one copy.
 //     Otherwise: stop growing (hold where it is).
 //   - A 429 or 5xx answer from any registry (the transport's Pushback
 //     count moved): halve at once (at least min), stop growing for Hold,
@@ -41,7 +45,9 @@ type adaptive struct {
 	minWindow, hold time.Duration
 
 	growing   bool
+	grew      bool      // the last counted window grew the limit
 	holdUntil time.Time // growth stopped by pushback until then
+	begun     bool      // a copy started: the first window is open
 
 	// The open window.
 	start    time.Time
@@ -66,12 +72,22 @@ const (
 )
 
 // newAdaptive returns a limit in [lo, hi] starting at start (clamped),
-// whose first window opens at now with the transport's pushback count.
+// with the transport's pushback count at now; its first window opens at
+// the first Begin (or at now).
 func newAdaptive(lo, hi, start int, now time.Time, pushback uint64) *adaptive {
 	lo = max(lo, 1)
 	hi = max(hi, lo)
 	return &adaptive{min: lo, max: hi, limit: min(max(start, lo), hi), minWindow: adaptMinWindow, hold: adaptHold,
 		growing: true, start: now, pushback: pushback}
+}
+
+// Begin records that a copy started at now. The first window opens with
+// the first copy, not with the run: listing tags and the first checks
+// are not copy time.
+func (a *adaptive) Begin(now time.Time) {
+	if !a.begun {
+		a.begun, a.start = true, now
+	}
 }
 
 // Limit is how many copies may run now.
@@ -129,14 +145,23 @@ func (a *adaptive) Done(now time.Time, bytes int64, waiting int, pushback uint64
 		ch.PrevImages, ch.PrevBytes = 0, 0
 	}
 	a.have, a.prevImgs, a.prevByts = true, imgs, byts
+	grew := a.grew
+	a.grew = false
 	switch {
 	case verdict > 0 && a.growing && a.holdUntil.IsZero():
 		a.limit = min(a.max, a.limit+max(1, a.limit/2))
+		a.grew = a.limit > ch.From
 		ch.Why = "grew"
-	case verdict < 0:
+	case verdict < 0 && grew:
+		// The last growth made things worse (a run bound by CPU
+		// thrashes): step back.
 		a.growing = false
 		a.limit = max(a.min, a.limit-max(1, a.limit/4))
 		ch.Why = "shrank"
+	case verdict < 0:
+		// Slower at the same limit, or after a shrink (fewer copies are
+		// slower on a link bound by latency): shrinking on that would
+		// spiral down. Only a pushback cuts here.
 	default:
 		a.growing = false
 	}
@@ -149,7 +174,7 @@ func (a *adaptive) Done(now time.Time, bytes int64, waiting int, pushback uint64
 func (a *adaptive) halve(now time.Time, pushback uint64) (limitChange, bool) {
 	ch := limitChange{From: a.limit, Why: "pushback"}
 	a.limit = max(a.min, a.limit/2)
-	a.growing, a.holdUntil, a.have = false, now.Add(a.hold), false
+	a.growing, a.grew, a.holdUntil, a.have = false, false, now.Add(a.hold), false
 	a.open(now, pushback, true)
 	ch.To = a.limit
 	return ch, ch.To != ch.From

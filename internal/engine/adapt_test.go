@@ -180,3 +180,29 @@ func TestAdaptiveTrend(t *testing.T) {
 		}
 	}
 }
+
+func TestAdaptiveNoSpiralOnANoisyLink(t *testing.T) {
+	// A link bound by latency, its throughput swinging by 20% from one
+	// window to the next: at the cap (no growth to undo) nothing moves,
+	// and a limit that may grow never falls below where it started.
+	var n int
+	noisy := func(l int) float64 {
+		n++
+		if (n/16)%2 == 1 {
+			return float64(l) * 8
+		}
+		return float64(l) * 10
+	}
+	s := newSim(1, 8)
+	s.finish(800, noisy, 0, 10)
+	if want := []int{8}; !slices.Equal(s.limits, want) {
+		t.Fatalf("at the cap: limits %v, want %v", s.limits, want)
+	}
+	n = 0
+	s = newSim(1, 64)
+	s.finish(800, noisy, 0, 10)
+	if l := s.a.Limit(); l < StartJobs {
+		t.Fatalf("limit %d below the start %d: %v", l, StartJobs, s.limits)
+	}
+	t.Logf("limits %v", s.limits)
+}

@@ -70,12 +70,13 @@ func (c *copiesInFlight) middleware(next http.Handler) http.Handler {
 }
 
 // farRun copies n one-image repositories from a source to a target, both
-// 40 ms away, and returns the peak number of copies the target saw under
+// delay away (40 ms: a far link), and returns the peak number of copies the target saw under
 // way at once, the peak number of requests the source served at once, and
 // the engine's "copy concurrency" log lines.
-func farRun(t *testing.T, n int, o engine.Options, srcCap int) (copies int, srcPeak int32, changes []string) {
+// With warm set it then runs again and describes that run there.
+func farRun(t *testing.T, n int, delay time.Duration, o engine.Options, srcCap int, warm *string) (copies int, srcPeak int32, changes []string) {
 	t.Helper()
-	link := &farLink{d: 40 * time.Millisecond}
+	link := &farLink{d: delay}
 	sf := &inFlight{}
 	cf := &copiesInFlight{active: map[string]bool{}}
 	src := regtest.New(t, regtest.WithMiddleware(func(h http.Handler) http.Handler { return sf.middleware(link.middleware(h)) }))
@@ -112,6 +113,18 @@ func farRun(t *testing.T, n int, o engine.Options, srcCap int) (copies int, srcP
 			changes = append(changes, l)
 		}
 	}
+	if warm != nil {
+		t0 = time.Now()
+		sf.peak.Store(0)
+		sf.total.Store(0)
+		link.on.Store(true)
+		rep = engine.New(o).Run(ctx(t), []engine.Task{{Name: "far", Source: ep, Target: plain(dst), Mappings: ms}})
+		link.on.Store(false)
+		if rep.Count(engine.Skipped) != n {
+			t.Fatalf("warm run: %d skipped of %d", rep.Count(engine.Skipped), n)
+		}
+		*warm = fmt.Sprintf("warm: %d images in %s, %d source requests, at most %d at once", n, time.Since(t0).Round(time.Millisecond), sf.total.Load(), sf.peak.Load())
+	}
 	return cf.peak, sf.peak.Load(), changes
 }
 
@@ -123,7 +136,7 @@ func TestAdaptiveCopiesGrowOnAFarLinkUpToTheCap(t *testing.T) {
 	if engine.StartJobs >= cap {
 		t.Fatalf("the test needs StartJobs (%d) below its cap %d", engine.StartJobs, cap)
 	}
-	peak, _, changes := farRun(t, 48, engine.Options{Jobs: cap}, 0)
+	peak, _, changes := farRun(t, 48, 40*time.Millisecond, engine.Options{Jobs: cap}, 0, nil)
 	if len(changes) == 0 {
 		t.Errorf("the copy limit never changed")
 	}
@@ -139,7 +152,7 @@ func TestAdaptiveCopiesGrowOnAFarLinkUpToTheCap(t *testing.T) {
 // at a time (Nexus) sees one.
 func TestAdaptiveCopiesHonourOneRequestAtATime(t *testing.T) {
 	t.Parallel()
-	_, srcPeak, _ := farRun(t, 12, engine.Options{}, 1)
+	_, srcPeak, _ := farRun(t, 12, 40*time.Millisecond, engine.Options{}, 1, nil)
 	if srcPeak != 1 {
 		t.Errorf("the source capped at 1 served %d requests at once", srcPeak)
 	}

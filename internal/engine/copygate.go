@@ -33,6 +33,7 @@ func newCopyGate(ctl *adaptive, now func() time.Time, pushback func() uint64, lo
 // acquire waits for a slot, or for ctx to end.
 func (g *copyGate) acquire(ctx context.Context) error {
 	g.mu.Lock()
+	g.ctl.Begin(g.now())
 	if len(g.queue) == 0 && g.inUse < g.ctl.Limit() {
 		g.inUse++
 		g.mu.Unlock()

@@ -134,8 +134,8 @@ func New(e Config, h *Hosts, mid func(http.RoundTripper) http.RoundTripper) (htt
 		}).DialContext,
 		TLSClientConfig:       tc,
 		ForceAttemptHTTP2:     true,
-		MaxIdleConns:          100,
-		MaxIdleConnsPerHost:   32,
+		MaxIdleConns:          256,
+		MaxIdleConnsPerHost:   128, // engine checks go 128 wide; keep them all
 		IdleConnTimeout:       90 * time.Second,
 		TLSHandshakeTimeout:   15 * time.Second,
 		ResponseHeaderTimeout: 60 * time.Second,
