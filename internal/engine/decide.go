@@ -177,7 +177,13 @@ type observeOptions struct {
 // platform's image, to copy or measure), or nil.
 func (e *Engine) observe(ctx context.Context, j *job, o observeOptions) (decision, *registry.Artifact, error) {
 	m := j.mapping
+	// The target's tag list, when read, answers for the tags it lacks.
+	known := j.targetTags != nil && !registry.IsDigest(j.ref.Target())
+	absent := known && !j.targetTags[j.ref.Target()]
 	headTarget := func() targetView {
+		if absent {
+			return targetView{err: registry.ErrNotFound}
+		}
 		d, err := j.dst.Head(ctx, m.To, j.ref.Target())
 		if err != nil && !errors.Is(err, registry.ErrNotFound) {
 			err = fmt.Errorf("target %s: %w", j.dstR, err)
@@ -190,9 +196,11 @@ func (e *Engine) observe(ctx context.Context, j *job, o observeOptions) (decisio
 	}
 	s := sourceView{pinned: j.ref.Digest}
 	target := make(chan targetView, 1)
-	if o.fetchMissing && j.listed && s.pinned == "" && m.Platform == nil && len(m.Platforms) == 0 {
+	if o.fetchMissing && j.listed && s.pinned == "" && m.Platform == nil && len(m.Platforms) == 0 && (!known || absent) {
 		// A sync of a tag asks the target first (usually the near side).
-		// A tag it lacks costs the source one GET and no HEAD.
+		// A tag it lacks costs the source one GET and no HEAD. (When the
+		// target's list names the tag, both ends are asked at once
+		// below: the image is most likely current.)
 		t := headTarget()
 		if errors.Is(t.err, registry.ErrNotFound) {
 			art, err := e.fetch(ctx, j)

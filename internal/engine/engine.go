@@ -389,6 +389,11 @@ type job struct {
 	preResolved      error // set when the job failed before it started
 	// listed: the source's tag list named the tag, so it exists there.
 	listed bool
+	// targetTags is the target repository's tag list, read alongside the
+	// source's (nil: not read, or it could not be): a tag it lacks is
+	// missing there without a HEAD, and one it names is asked at both
+	// ends at once (see observe).
+	targetTags map[string]bool
 	// copies holds the run's copy slots (the adaptive limit, at most
 	// Jobs): a job takes one only once it knows the image needs copying.
 	copies *copyGate
@@ -751,8 +756,18 @@ func (e *Engine) expandRepo(ctx context.Context, base job) ([]job, *expandedRepo
 	var err error
 	// Prune needs the source's tags even when the filter does not: it
 	// deletes only what the source no longer has.
+	var targetTags map[string]bool
 	if tags.NeedsList() || m.Prune {
+		// The target's list is read at the same time: one request per
+		// repository instead of a HEAD per tag it lacks. Not of a store
+		// the task brings (a bundle being written answers HEADs from
+		// its base bundles too, its list only for itself).
+		var wg sync.WaitGroup
+		if !t.PullOnly && t.TargetStore == nil {
+			wg.Go(func() { targetTags = e.targetTags(ctx, dst, m.To) })
+		}
 		available, err = src.Tags(ctx, m.From)
+		wg.Wait()
 		if err != nil {
 			return fail(err)
 		}
@@ -781,6 +796,7 @@ func (e *Engine) expandRepo(ctx context.Context, base job) ([]job, *expandedRepo
 			continue
 		}
 		j.listed = inList[s]
+		j.targetTags = targetTags
 		j.srcR = src.Ref(m.From, j.ref.Source())
 		j.dstR = refOf(dst, m.To, j.ref.Target())
 		jobs = append(jobs, j)
@@ -793,6 +809,26 @@ func (e *Engine) expandRepo(ctx context.Context, base job) ([]job, *expandedRepo
 		e.log.Warn("no tags selected", "task", t.Name, "mapping", m.Origin, "source", base.srcR)
 	}
 	return jobs, rp
+}
+
+// targetTags lists the tags of the target repository repo, for the copy
+// decision (job.targetTags): an empty set when the repository does not
+// exist yet, nil when the list could not be read (the decision then asks
+// with HEADs, as it would without it).
+func (e *Engine) targetTags(ctx context.Context, dst registry.Store, repo string) map[string]bool {
+	tags, err := dst.Tags(ctx, repo)
+	if errors.Is(err, registry.ErrNotFound) {
+		return map[string]bool{}
+	}
+	if err != nil {
+		e.log.Debug("target tags not listed; asking per tag", "target", dst.Ref(repo, ""), "error", err)
+		return nil
+	}
+	set := make(map[string]bool, len(tags))
+	for _, t := range tags {
+		set[t] = true
+	}
+	return set
 }
 
 func (e *Engine) runJob(ctx context.Context, j *job) Result {
