@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -11,6 +12,9 @@ import (
 	"time"
 
 	"github.com/regmirror/regmirror/internal/engine"
+	"github.com/regmirror/regmirror/internal/registry"
+	"github.com/regmirror/regmirror/internal/registry/transport"
+	"github.com/regmirror/regmirror/internal/testutil/faultproxy"
 	"github.com/regmirror/regmirror/internal/testutil/imagegen"
 	"github.com/regmirror/regmirror/internal/testutil/logbuf"
 	"github.com/regmirror/regmirror/internal/testutil/regtest"
@@ -73,8 +77,9 @@ func (c *copiesInFlight) middleware(next http.Handler) http.Handler {
 // delay away (40 ms: a far link), and returns the peak number of copies the target saw under
 // way at once, the peak number of requests the source served at once, and
 // the engine's "copy concurrency" log lines.
-// With warm set it then runs again and describes that run there.
-func farRun(t *testing.T, n int, delay time.Duration, o engine.Options, srcCap int, warm *string) (copies int, srcPeak int32, changes []string) {
+// With warm set it then runs again and describes that run there; with
+// dstFault set the target is reached through a fault proxy it arms.
+func farRun(t *testing.T, n int, delay time.Duration, o engine.Options, srcCap int, warm *string, dstFault ...func(*faultproxy.Proxy)) (copies int, srcPeak int32, changes []string) {
 	t.Helper()
 	link := &farLink{d: delay}
 	sf := &inFlight{}
@@ -93,9 +98,14 @@ func farRun(t *testing.T, n int, delay time.Duration, o engine.Options, srcCap i
 	link.on.Store(true)
 	var lines logbuf.Buffer
 	o.Logger = slog.New(slog.NewTextHandler(&lines, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	ep := plain(src)
+	ep, dstEp := plain(src), plain(dst)
 	ep.MaxConcurrentRequests = srcCap
-	rep := engine.New(o).Run(ctx(t), []engine.Task{{Name: "far", Source: ep, Target: plain(dst), Mappings: ms}})
+	for _, arm := range dstFault {
+		p := faultproxy.New(t, dst.URL)
+		arm(p)
+		dstEp = registry.Endpoint{Registry: p.Host, PlainHTTP: true}
+	}
+	rep := engine.New(o).Run(ctx(t), []engine.Task{{Name: "far", Source: ep, Target: dstEp, Mappings: ms}})
 	link.on.Store(false)
 	t.Logf("%d images in %s, %d source requests", n, time.Since(t0).Round(time.Millisecond), sf.total.Load())
 	if rep.Failed() != 0 || rep.Count(engine.Copied) != n {
@@ -118,7 +128,7 @@ func farRun(t *testing.T, n int, delay time.Duration, o engine.Options, srcCap i
 		sf.peak.Store(0)
 		sf.total.Store(0)
 		link.on.Store(true)
-		rep = engine.New(o).Run(ctx(t), []engine.Task{{Name: "far", Source: ep, Target: plain(dst), Mappings: ms}})
+		rep = engine.New(o).Run(ctx(t), []engine.Task{{Name: "far", Source: ep, Target: dstEp, Mappings: ms}})
 		link.on.Store(false)
 		if rep.Count(engine.Skipped) != n {
 			t.Fatalf("warm run: %d skipped of %d", rep.Count(engine.Skipped), n)
@@ -155,5 +165,35 @@ func TestAdaptiveCopiesHonourOneRequestAtATime(t *testing.T) {
 	_, srcPeak, _ := farRun(t, 12, 40*time.Millisecond, engine.Options{}, 1, nil)
 	if srcPeak != 1 {
 		t.Errorf("the source capped at 1 served %d requests at once", srcPeak)
+	}
+}
+
+// A 429 or a 5xx from the target halves the copy limit at once: the first
+// copy to finish after it sees the transport's count move.
+func TestAdaptiveCopiesHalveOnPushback(t *testing.T) {
+	t.Parallel()
+	for _, code := range []int{http.StatusTooManyRequests, http.StatusServiceUnavailable} {
+		t.Run(strconv.Itoa(code), func(t *testing.T) {
+			t.Parallel()
+			hosts := transport.DefaultHosts()
+			hosts.Backoff429 = 10 * time.Millisecond
+			o := engine.Options{Attempts: 3, RetryWait: time.Millisecond, Registry: registry.Options{Hosts: hosts,
+				Retry: &transport.Retry{Attempts: 3, Wait: time.Millisecond, Factor: 1}}}
+			var rule *faultproxy.Rule
+			var p *faultproxy.Proxy
+			_, _, changes := farRun(t, 24, 40*time.Millisecond, o, 0, nil, func(fp *faultproxy.Proxy) {
+				p = fp
+				// The first manifest PUT: before any copy finished.
+				rule = fp.Inject(faultproxy.Match{Method: http.MethodPut, Kind: regtest.KindManifestPut}, 1, faultproxy.Status(code, ""))
+			})
+			mustHit(t, p, rule, 1)
+			if hosts.Pushback() == 0 {
+				t.Fatal("the transport counted no pushback")
+			}
+			want := fmt.Sprintf("copy concurrency %d → %d (pushback", engine.StartJobs, engine.StartJobs/2)
+			if len(changes) == 0 || !strings.Contains(changes[0], want) {
+				t.Errorf("first change %q, want %q", changes, want)
+			}
+		})
 	}
 }

@@ -72,9 +72,7 @@ func (g *copyGate) release(finished bool, bytes int64) {
 	g.inUse--
 	if finished {
 		if ch, ok := g.ctl.Done(g.now(), bytes, len(g.queue), g.pushback()); ok {
-			g.log.Debug(fmt.Sprintf("copy concurrency %d → %d (%s; throughput %.1f → %.1f images/s, %.1f → %.1f MiB/s)",
-				ch.From, ch.To, ch.Why, ch.PrevImages, ch.Images, ch.PrevBytes/(1<<20), ch.Bytes/(1<<20)),
-				"from", ch.From, "to", ch.To, "reason", ch.Why)
+			g.log.Debug(fmt.Sprintf("copy concurrency %d → %d (%s)", ch.From, ch.To, describe(ch)), "from", ch.From, "to", ch.To, "reason", ch.Why)
 		}
 	}
 	g.grant()
@@ -89,4 +87,16 @@ func (g *copyGate) grant() {
 		w.ok = true
 		close(w.granted)
 	}
+}
+
+// describe says why the limit moved, for the debug line.
+func describe(ch limitChange) string {
+	const mib = 1 << 20
+	switch {
+	case ch.Why == "pushback":
+		return "pushback: a registry answered 429 or 5xx"
+	case ch.PrevImages == 0 && ch.PrevBytes == 0:
+		return fmt.Sprintf("%s; first window %.1f images/s, %.1f MiB/s", ch.Why, ch.Images, ch.Bytes/mib)
+	}
+	return fmt.Sprintf("%s; throughput %.1f → %.1f images/s, %.1f → %.1f MiB/s", ch.Why, ch.PrevImages, ch.Images, ch.PrevBytes/mib, ch.Bytes/mib)
 }
