@@ -12,9 +12,10 @@ import (
 // Options tune how stores talk to registries.
 type Options struct {
 	// BlobsPerImage caps concurrent blob transfers within one image
-	// (default 4). How many images are copied at once is the engine's
-	// business; how many blobs are in flight across all of them is
-	// Hosts.Transfers.
+	// (default: Hosts.Transfers, or 8 when that is unlimited). How many
+	// images are copied at once is the engine's business; how many blobs
+	// are in flight across all of them is Hosts.Transfers, so one image
+	// of many layers may use every transfer slot while it is alone.
 	BlobsPerImage int
 	// Keychain resolves credentials when an endpoint has none of its own
 	// (default: docker's config.json with credential helpers, then the

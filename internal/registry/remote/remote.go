@@ -69,7 +69,12 @@ func Open(ep registry.Endpoint, o registry.Options) (registry.Store, error) {
 		return nil, fmt.Errorf("registry %s: %w", host, err)
 	}
 	if o.BlobsPerImage <= 0 {
-		o.BlobsPerImage = 4
+		// As wide as the transfer gate: a 5-layer image copied alone
+		// used to stream its fifth layer by itself at the end.
+		o.BlobsPerImage = o.Hosts.Transfers
+		if o.BlobsPerImage <= 0 {
+			o.BlobsPerImage = 8
+		}
 	}
 	opts := []remote.Option{
 		remote.WithTransport(rt),
