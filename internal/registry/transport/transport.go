@@ -146,6 +146,12 @@ func New(e Config, h *Hosts, mid func(http.RoundTripper) http.RoundTripper) (htt
 		ua = DefaultUserAgent
 	}
 	var rt http.RoundTripper = &userAgentTransport{inner: t, ua: ua}
+	// The debug log's line per request is written here, at the wire: it
+	// shows what the registry was sent (the PUT a monolithic upload
+	// became, each retry of a 429), not what go-containerregistry asked
+	// for above (answers from the ping cache and the blob ledger never
+	// reach the network).
+	rt = &debugTransport{inner: rt, m: h}
 	rt = &uploadEnd{inner: rt}
 	rt = &breakerTransport{inner: rt, host: e.Host, m: h, tls: !e.PlainHTTP && !e.SkipTLSVerify}
 	rt = &plainHTTPGuard{inner: rt, host: e.Host, allowed: e.PlainHTTP || e.SkipTLSVerify, httpOnly: e.PlainHTTP}
@@ -159,7 +165,6 @@ func New(e Config, h *Hosts, mid func(http.RoundTripper) http.RoundTripper) (htt
 		rt = mid(rt)
 	}
 	rt = &countingTransport{inner: rt}
-	rt = &debugTransport{inner: rt, m: h}
 	rt = &resendTransport{inner: rt}
 	return rt, nil
 }
