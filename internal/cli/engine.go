@@ -29,7 +29,7 @@ type engineFlags struct {
 // engine's (engine.DefaultJobs): copy, when the command copies, tells the
 // help that the number adapts below the cap.
 func jobsFlag(f *pflag.FlagSet, p *int, copy bool) {
-	usage := fmt.Sprintf("images asked about in parallel: %d × N (default N %d)", engine.CheckFactor, engine.DefaultJobs)
+	usage := fmt.Sprintf("images asked about in parallel: %d × N (default %d)", engine.CheckFactor, engine.CheckFactor*engine.StartJobs)
 	if copy {
 		usage = fmt.Sprintf("images copied in parallel: at most N (default %d); below it the number adapts to the link, starting at %d",
 			engine.DefaultJobs, min(engine.StartJobs, engine.DefaultJobs))
