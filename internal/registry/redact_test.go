@@ -32,3 +32,21 @@ func TestStripQueries(t *testing.T) {
 		t.Error("an error without a URL was rewrapped")
 	}
 }
+
+// TestStripURLQueriesDropsCredentialsAndFragments: the user information
+// of a URL is a credential and its fragment may carry a token; both go,
+// with the query, wherever a URL is shown.
+func TestStripURLQueriesDropsCredentialsAndFragments(t *testing.T) {
+	in := `PUT https://bob:hunter2@dst.example/v2/app/blobs/uploads/u1?_state=S&digest=sha256:1: refused; see http://alice@docs.example/page#token=T and /v2/x/blobs/uploads/2#frag`
+	got := registry.StripURLQueries(in)
+	for _, leak := range []string{"bob", "hunter2", "alice", "_state", "token=T", "frag", "?", "#", "@"} {
+		if strings.Contains(got, leak) {
+			t.Errorf("%q left in %q", leak, got)
+		}
+	}
+	for _, keep := range []string{"PUT https://dst.example/v2/app/blobs/uploads/u1 refused", "http://docs.example/page and", "/v2/x/blobs/uploads/2"} {
+		if !strings.Contains(got, keep) {
+			t.Errorf("%q lost from %q", keep, got)
+		}
+	}
+}
