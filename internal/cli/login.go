@@ -79,7 +79,7 @@ host, as docker does; http://REGISTRY checks the login over plain HTTP. A reject
 			}
 			// Load first: a config.json we could not write back is
 			// found before the registry is asked.
-			cf, err := dockerconfig.Load(dockerconfig.Dir())
+			cf, err := dockerconfig.Load(dockerConfigDir())
 			if err != nil {
 				return fmt.Errorf("reading docker config: %w", err)
 			}
@@ -119,7 +119,7 @@ and exits 0; the registry itself is not asked.`,
 		Args:    positional("REGISTRY"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			host, key, _ := credentialKey(args[0])
-			cf, err := dockerconfig.Load(dockerconfig.Dir())
+			cf, err := dockerconfig.Load(dockerConfigDir())
 			if err != nil {
 				return fmt.Errorf("reading docker config: %w", err)
 			}
@@ -205,4 +205,17 @@ func storeCredentials(cf *configfile.ConfigFile, key, user, pw string) error {
 		return fmt.Errorf("storing the credentials for %s in %s: %w", key, cf.Filename, err)
 	}
 	return nil
+}
+
+// dockerConfigDir is where docker's config.json lives: $DOCKER_CONFIG, else
+// docker's default (~/.docker). DOCKER_CONFIG is read on every call:
+// docker/cli's config.Dir reads it once per process and keeps it, so a
+// process (a test binary, an embedding program) that changes it would
+// write credentials into a directory it no longer means. That is where
+// go-containerregistry's keychain reads them too.
+func dockerConfigDir() string {
+	if d := os.Getenv("DOCKER_CONFIG"); d != "" {
+		return d
+	}
+	return dockerconfig.Dir()
 }

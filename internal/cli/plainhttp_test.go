@@ -41,3 +41,26 @@ func TestLoginAndMirrorListTakeHTTPScheme(t *testing.T) {
 		t.Errorf("%d manifest PUTs on the target, want 1", dst.Count(regtest.KindManifestPut))
 	}
 }
+
+// TestLoginWritesWhereDockerConfigPointsNow: login stores credentials in
+// $DOCKER_CONFIG as it is when login runs, not as it was the first time
+// the process asked (docker/cli's config.Dir keeps its first answer):
+// two logins under two DOCKER_CONFIGs write two files, and the first
+// directory does not get the second credential.
+func TestLoginWritesWhereDockerConfigPointsNow(t *testing.T) {
+	t.Setenv("REGMIRROR_DOCKER_DAEMON_JSON", filepath.Join(t.TempDir(), "none"))
+	t.Setenv("REGMIRROR_REGISTRIES_CONF", filepath.Join(t.TempDir(), "none"))
+	reg := regtest.New(t, regtest.WithBasicAuth("u", "p"))
+	first, second := t.TempDir(), t.TempDir()
+	for _, dir := range []string{first, second} {
+		t.Setenv("DOCKER_CONFIG", dir)
+		var out, errb bytes.Buffer
+		if err := Execute(context.Background(), []string{"login", "-u", "u", "--password-stdin", "http://" + reg.Host},
+			strings.NewReader("p\n"), &out, &errb); err != nil {
+			t.Fatalf("login with DOCKER_CONFIG=%s: %v\n%s", dir, err, errb.String())
+		}
+		if err := os.Remove(filepath.Join(dir, "config.json")); err != nil {
+			t.Fatalf("login did not write %s/config.json: %v", dir, err)
+		}
+	}
+}
