@@ -136,13 +136,11 @@ func (a *adaptive) Done(now time.Time, bytes int64, waiting int, pushback uint64
 	if !saturated {
 		return limitChange{}, false
 	}
-	ch := limitChange{From: a.limit, PrevImages: a.prevImgs, Images: imgs, PrevBytes: a.prevByts, Bytes: byts}
+	ch := limitChange{From: a.limit, Images: imgs, Bytes: byts}
 	verdict := 1 // no previous window: grow
 	if a.have {
+		ch.PrevImages, ch.PrevBytes = a.prevImgs, a.prevByts
 		verdict = trend(a.prevImgs, imgs, a.prevByts, byts)
-	}
-	if !a.have {
-		ch.PrevImages, ch.PrevBytes = 0, 0
 	}
 	a.have, a.prevImgs, a.prevByts = true, imgs, byts
 	grew := a.grew

@@ -3,10 +3,11 @@ package engine_test
 import (
 	"fmt"
 	"net/http"
-	"sync/atomic"
 	"testing"
 
 	"github.com/regmirror/regmirror/internal/engine"
+	"github.com/regmirror/regmirror/internal/registry"
+	"github.com/regmirror/regmirror/internal/testutil/faultproxy"
 	"github.com/regmirror/regmirror/internal/testutil/imagegen"
 	"github.com/regmirror/regmirror/internal/testutil/regtest"
 )
@@ -57,30 +58,21 @@ func TestColdCopyAsksTargetOncePerTag(t *testing.T) {
 // its tags (403 here, as a registry whose credentials may push but not
 // list) is asked about each tag with a HEAD, and the copy is the same.
 func TestTargetTagListRefusedFallsBackToHEADs(t *testing.T) {
-	src := regtest.New(t)
-	var refused atomic.Int32
-	dst := regtest.New(t, regtest.WithMiddleware(func(next http.Handler) http.Handler {
-		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			if k, _, _ := regtest.Classify(r.Method, r.URL); k == regtest.KindTagsList {
-				refused.Add(1)
-				http.Error(w, `{"errors":[{"code":"DENIED","message":"no listing"}]}`, http.StatusForbidden)
-				return
-			}
-			next.ServeHTTP(w, r)
-		})
-	}))
+	src, dst := regtest.New(t), regtest.New(t)
+	p := faultproxy.New(t, dst.URL)
+	refused := p.Inject(faultproxy.Match{Kind: regtest.KindTagsList}, 0, faultproxy.Status(http.StatusForbidden, "DENIED"))
 	const n = 3
 	for i := range n {
 		imagegen.Push(t, src.Ref(fmt.Sprintf("app:v%d", i)), imagegen.Image(uint64(40+i), 1, 512))
 	}
 	imagegen.Push(t, dst.Ref("mirror/app:v0"), imagegen.Image(40, 1, 512))
 	dst.Reset()
-	rep := run(t, engine.Task{Name: "t", Source: plain(src), Target: plain(dst),
+	rep := run(t, engine.Task{Name: "t", Source: plain(src), Target: registry.Endpoint{Registry: p.Host, PlainHTTP: true},
 		Mappings: []engine.Mapping{{From: "app", To: "mirror/app"}}})
 	if rep.Failed() != 0 || rep.Summaries()[0].Copied != n-1 || rep.Summaries()[0].Skipped != 1 {
 		t.Fatalf("%+v", rep.Results)
 	}
-	if refused.Load() == 0 {
+	if p.Hits(refused) == 0 {
 		t.Fatal("the target's tag list was never asked for: the test did not exercise the refusal")
 	}
 	if got := dst.Count(regtest.KindManifestHead); got != n {

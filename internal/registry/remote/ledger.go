@@ -319,8 +319,9 @@ func (t *ledgerTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	}
 	switch {
 	case req.Method == http.MethodHead && resp.StatusCode == http.StatusOK && !strings.Contains(path, "/blobs/uploads/"):
-		if repo, ok := repoOf(path, "/blobs/"); ok {
-			t.l.learn(path[strings.LastIndex(path, "/")+1:], repo)
+		if d, ok := blobOf(path); ok {
+			repo, _ := repoOf(path, "/blobs/")
+			t.l.learn(d, repo)
 		}
 	case strings.Contains(path, "/blobs/uploads/"):
 		repo, _ := repoOf(path, "/blobs/uploads/")

@@ -72,8 +72,8 @@ func Open(ep registry.Endpoint, o registry.Options) (registry.Store, error) {
 		// As wide as the transfer gate: a 5-layer image copied alone
 		// used to stream its fifth layer by itself at the end.
 		o.BlobsPerImage = o.Hosts.Transfers
-		if o.BlobsPerImage <= 0 {
-			o.BlobsPerImage = 8
+		if o.BlobsPerImage <= 0 { // no transfer cap: the default one
+			o.BlobsPerImage = rtransport.DefaultPolicy().Transfers
 		}
 	}
 	opts := []remote.Option{
